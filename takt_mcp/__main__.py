@@ -1,0 +1,3 @@
+from takt_mcp.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,211 @@
+"""The `takt-mcp` command: the stdio server and one-off terminal commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import anyio
+from pydantic import BaseModel, ValidationError
+
+from takt_mcp import __version__
+from takt_mcp.config import ConfigError, Settings, load_settings
+from takt_mcp.deliberation import InputTooLargeError, Voice, run_mediation, run_second_opinion
+from takt_mcp.identity import IdentityError, IdentityRegistry, UnknownIdentityError
+from takt_mcp.providers import ProviderError, ProviderNotConfiguredError, create_provider
+from takt_mcp.render import render_mediation, render_second_opinion
+from takt_mcp.schemas import MediationRequest, Participant, SecondOpinionRequest
+
+logger = logging.getLogger("takt_mcp")
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="takt-mcp",
+        description="An MCP server that gives agents an independent, position-holding voice.",
+    )
+    parser.add_argument("--version", action="version", version=f"takt-mcp {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS keeps a subcommand's missing -v from resetting one given before it.
+    common.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="log more to stderr (-v info, -vv debug)",
+    )
+    common.add_argument("--provider", choices=["anthropic", "openai"], help="sets TAKT_PROVIDER")
+    common.add_argument("--model", help="sets TAKT_MODEL")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="log more to stderr (-v info, -vv debug)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    commands.add_parser("serve", parents=[common], help="run the MCP server on stdio (the default)")
+
+    ask = commands.add_parser("ask", parents=[common], help="get one second opinion")
+    ask.add_argument("question", help="the bare question or claim")
+    ask.add_argument("--proposal", help="a proposed answer or plan to judge")
+    ask.add_argument("--user-position", help="a position a person insists on")
+    ask.add_argument("--context", help="facts, constraints or excerpts")
+    ask.add_argument("--identity", help="identity block name (default: takt)")
+    ask.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    mediate = commands.add_parser("mediate", parents=[common], help="mediate a disagreement")
+    mediate.add_argument(
+        "--participant",
+        action="append",
+        required=True,
+        metavar="'NAME: POSITION'",
+        help="a party and its position; give 2 to 8",
+    )
+    mediate.add_argument("--question", help="the question in dispute")
+    mediate.add_argument("--context", help="facts, constraints or excerpts")
+    mediate.add_argument("--identity", help="identity block name (default: takt)")
+    mediate.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    commands.add_parser("identities", parents=[common], help="list the identity blocks")
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    """Send logs to stderr; stdout carries the MCP protocol when serving."""
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if verbosity < 2:
+        # The SDKs log every HTTP request at info; keep that for -vv.
+        for noisy in ("httpx", "httpx2", "openai", "anthropic", "mcp"):
+            logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
+    command = args.command or "serve"
+    try:
+        settings = load_settings(
+            os.environ,
+            {"provider": getattr(args, "provider", None), "model": getattr(args, "model", None)},
+        )
+        identities = IdentityRegistry.load(settings.identity_dir)
+    except (ConfigError, IdentityError) as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    if command == "serve":
+        return serve(settings, identities)
+    if command == "identities":
+        return list_identities(identities)
+    try:
+        if command == "ask":
+            return anyio.run(ask, settings, identities, args)
+        return anyio.run(mediate, settings, identities, args)
+    except (
+        ProviderError,
+        ProviderNotConfiguredError,
+        UnknownIdentityError,
+        InputTooLargeError,
+    ) as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def serve(settings: Settings, identities: IdentityRegistry) -> int:
+    from takt_mcp.server import build_server
+
+    server = build_server(settings, identities)
+    server.run("stdio")
+    return 0
+
+
+def list_identities(identities: IdentityRegistry) -> int:
+    for block in identities.blocks():
+        print(f"{block.name}\t{block.version}\t{block.short_hash}\t{block.description}")
+        print(f"\t{block.path}")
+    return 0
+
+
+async def ask(settings: Settings, identities: IdentityRegistry, args: argparse.Namespace) -> int:
+    try:
+        request = SecondOpinionRequest(
+            question=args.question,
+            proposal=args.proposal,
+            user_position=args.user_position,
+            context=args.context,
+        )
+    except ValidationError as error:
+        return _usage_error(error)
+    voice = _voice(settings, identities, args.identity)
+    try:
+        result = await run_second_opinion(voice, request)
+    finally:
+        await voice.provider.aclose()
+    _print(result, args.json, render_second_opinion)
+    return 0
+
+
+async def mediate(
+    settings: Settings, identities: IdentityRegistry, args: argparse.Namespace
+) -> int:
+    participants = []
+    for spec in args.participant:
+        name, separator, position = spec.partition(":")
+        if not separator or not name.strip() or not position.strip():
+            print(
+                f"takt-mcp: error: --participant {spec!r} must look like 'NAME: POSITION'",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        participants.append({"name": name.strip(), "position": position.strip()})
+    try:
+        request = MediationRequest(
+            participants=[Participant.model_validate(p) for p in participants],
+            question=args.question,
+            context=args.context,
+        )
+    except ValidationError as error:
+        return _usage_error(error)
+    voice = _voice(settings, identities, args.identity)
+    try:
+        result = await run_mediation(voice, request)
+    finally:
+        await voice.provider.aclose()
+    _print(result, args.json, render_mediation)
+    return 0
+
+
+def _voice(settings: Settings, identities: IdentityRegistry, identity: str | None) -> Voice:
+    block = identities.get(identity or settings.default_identity)
+    return Voice(provider=create_provider(settings), identity=block, settings=settings)
+
+
+def _usage_error(error: ValidationError) -> int:
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        print(f"takt-mcp: error: {location}: {item['msg']}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _print(result: ResultT, as_json: bool, render: Callable[[ResultT], str]) -> None:
+    if as_json:
+        print(json.dumps(result.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    else:
+        print(render(result))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Settings built once from the environment and command-line flags."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ProviderName = Literal["anthropic", "openai"]
+
+DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-5-5"
+DEFAULT_OPENAI_MODEL = "gpt-5.5"
+DEFAULT_IDENTITY = "takt"
+DEFAULT_MAX_INPUT_CHARS = 40_000
+# Hosts commonly give a tool call 60 s; the provider deadline stays below it
+# so the host receives our timeout error instead of its own.
+DEFAULT_TIMEOUT_SECONDS = 50.0
+DEFAULT_MAX_OUTPUT_TOKENS = 1_500
+DEFAULT_MAX_RETRIES = 2
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names the variable and the fix."""
+
+
+class Settings(BaseModel):
+    """Resolved configuration; one frozen instance per process."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: ProviderName | None = Field(
+        None, description="Explicit provider choice (TAKT_PROVIDER); None means auto-detect."
+    )
+    model: str | None = Field(None, description="Model id (TAKT_MODEL); None means the default.")
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    identity_dir: Path | None = Field(None, description="Folder of extra identity blocks.")
+    default_identity: str = DEFAULT_IDENTITY
+    max_input_chars: int = Field(DEFAULT_MAX_INPUT_CHARS, gt=0)
+    timeout_seconds: float = Field(DEFAULT_TIMEOUT_SECONDS, gt=0)
+    max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, gt=0)
+    max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0)
+    temperature: float | None = Field(None, ge=0, le=2)
+
+    def resolved_provider(self) -> ProviderName | None:
+        """Return the provider to use: the explicit choice, else the first configured."""
+        if self.provider is not None:
+            return self.provider
+        if self.anthropic_api_key is not None:
+            return "anthropic"
+        if self.openai_api_key is not None or self.openai_base_url is not None:
+            return "openai"
+        return None
+
+
+# Environment variable -> Settings field. The README's configuration table
+# lists the same names; tests/test_config.py keeps the two in step.
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "TAKT_PROVIDER": "provider",
+    "TAKT_MODEL": "model",
+    "ANTHROPIC_API_KEY": "anthropic_api_key",
+    "ANTHROPIC_BASE_URL": "anthropic_base_url",
+    "OPENAI_API_KEY": "openai_api_key",
+    "OPENAI_BASE_URL": "openai_base_url",
+    "TAKT_IDENTITY_DIR": "identity_dir",
+    "TAKT_IDENTITY": "default_identity",
+    "TAKT_MAX_INPUT_CHARS": "max_input_chars",
+    "TAKT_TIMEOUT": "timeout_seconds",
+    "TAKT_MAX_OUTPUT_TOKENS": "max_output_tokens",
+    "TAKT_MAX_RETRIES": "max_retries",
+    "TAKT_TEMPERATURE": "temperature",
+}
+
+
+def load_settings(
+    environ: Mapping[str, str], overrides: Mapping[str, object] | None = None
+) -> Settings:
+    """Build settings from an environment mapping plus explicit overrides.
+
+    Empty variables count as unset, because hosts often write `"VAR": ""` in
+    their configuration files for values the user has not filled in.
+    """
+    values: dict[str, object] = {}
+    for variable, field in ENVIRONMENT_VARIABLES.items():
+        raw = environ.get(variable, "").strip()
+        if raw:
+            values[field] = raw.lower() if field == "provider" else raw
+    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
+
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error)) from None
+
+
+def _describe_validation_error(error: ValidationError) -> str:
+    field_to_variable = {field: variable for variable, field in ENVIRONMENT_VARIABLES.items()}
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        variable = field_to_variable.get(field, field)
+        # Never echo the value: it may be an API key.
+        problems.append(f"{variable} is invalid: {item['msg']}")
+    return "; ".join(problems) + ". Fix the variable or unset it."

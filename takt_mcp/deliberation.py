@@ -1,0 +1,350 @@
+"""The orchestrator: turn a tool request into provider requests and a result.
+
+The voice is never addressed as anyone's assistant. The host, the human and
+each disputant are named participants whose words are quoted material, and
+the orchestrator asks what the voice's own position is. Where a call carries
+a proposal or a user position, the bare question is also asked without them
+(the blind prior), so the result can show how far the framing moved it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import anyio
+from pydantic import BaseModel
+
+from takt_mcp import tasks
+from takt_mcp.config import Settings
+from takt_mcp.frames import compare_frames
+from takt_mcp.identity import IdentityBlock
+from takt_mcp.providers.base import (
+    Completion,
+    Message,
+    Provider,
+    ProviderRequest,
+    SystemBlock,
+)
+from takt_mcp.quoting import Quoter
+from takt_mcp.schemas import (
+    FramedJudgement,
+    MediationJudgement,
+    MediationRequest,
+    MediationResult,
+    OpenJudgement,
+    ParticipantAssessment,
+    RunMetadata,
+    SecondOpinionRequest,
+    SecondOpinionResult,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+HOST = "the host"
+HUMAN = "the human"
+NOT_ASSESSED = "(the model gave no assessment of this participant)"
+
+
+class InputTooLargeError(ValueError):
+    """The request's text exceeds the configured maximum input size."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    """What one call deliberates with: provider, identity block and settings."""
+
+    provider: Provider
+    identity: IdentityBlock
+    settings: Settings
+
+
+# --- limits ------------------------------------------------------------------
+
+
+def check_input_size(fields: dict[str, str | None], limit: int) -> None:
+    """Raise InputTooLargeError naming the largest field when the total exceeds `limit`."""
+    sizes = {name: len(text) for name, text in fields.items() if text}
+    total = sum(sizes.values())
+    if total <= limit:
+        return
+    largest = max(sizes, key=lambda name: sizes[name])
+    breakdown = ", ".join(f"{name} {size:,}" for name, size in sizes.items())
+    raise InputTooLargeError(
+        f"Input too large: {total:,} characters ({breakdown}); the limit is {limit:,} "
+        f"characters (TAKT_MAX_INPUT_CHARS). Shorten {largest} or raise the limit."
+    )
+
+
+def second_opinion_fields(request: SecondOpinionRequest) -> dict[str, str | None]:
+    return {
+        "question": request.question,
+        "proposal": request.proposal,
+        "user_position": request.user_position,
+        "context": request.context,
+    }
+
+
+def mediation_fields(request: MediationRequest) -> dict[str, str | None]:
+    fields: dict[str, str | None] = {"question": request.question, "context": request.context}
+    for index, participant in enumerate(request.participants):
+        text = "\n".join([participant.name, participant.position, *participant.messages])
+        fields[f"participants[{index}]"] = text
+    return fields
+
+
+# --- prompt building (pure functions) ------------------------------------------
+
+
+def system_blocks(identity: IdentityBlock, task_template: str) -> tuple[SystemBlock, ...]:
+    """Return the identity block first (cacheable), then the task text."""
+    return (
+        SystemBlock(identity.text, cacheable=True),
+        SystemBlock(tasks.render(task_template, identity.voice)),
+    )
+
+
+def _opening(voice: str, quoter: Quoter, participants: list[tuple[str, str]]) -> list[str]:
+    lines = [
+        f"The orchestrator of this consultation is writing. Nobody here is {voice}'s user; "
+        "the participants below are people and agents whose words are quoted.",
+        "",
+        quoter.explain(),
+        "",
+        "Participants:",
+    ]
+    lines += [f"- {name}: {role}" for name, role in participants]
+    return lines
+
+
+def build_blind_request(
+    voice: Voice, question: str, context: str | None
+) -> ProviderRequest[OpenJudgement]:
+    """Ask for the voice's answer to the bare question: no proposal, no user position."""
+    quoter = Quoter([question, context or ""])
+    name = voice.identity.voice
+    lines = _opening(name, quoter, [(HOST, "an AI assistant that asks for a second opinion.")])
+    lines += ["", "The question, as the host put it:", quoter.quote("question", question, HOST)]
+    if context:
+        lines += ["", "Context the host supplied:", quoter.quote("context", context, HOST)]
+    lines += [
+        "",
+        f"What is {name}'s own answer to this question? Check the key premise first. "
+        f"Write {name}'s answer as the JSON object.",
+    ]
+    return _request(voice, tasks.SECOND_OPINION, "\n".join(lines), OpenJudgement, "blind_prior")
+
+
+def build_framed_request(
+    voice: Voice, request: SecondOpinionRequest
+) -> ProviderRequest[FramedJudgement]:
+    """Ask for the voice's answer with the host's proposal and the human's position."""
+    quoter = Quoter(text or "" for text in second_opinion_fields(request).values())
+    name = voice.identity.voice
+    participants = [(HOST, "an AI assistant doing the work, which asks for a second opinion.")]
+    if request.user_position:
+        participants.append((HUMAN, "the person the host works for."))
+    lines = _opening(name, quoter, participants)
+    lines += ["", "The question, as the host put it:"]
+    lines.append(quoter.quote("question", request.question, HOST))
+    if request.context:
+        lines += ["", "Context the host supplied:", quoter.quote("context", request.context, HOST)]
+    if request.proposal:
+        lines += ["", "The host's proposal:", quoter.quote("proposal", request.proposal, HOST)]
+    if request.user_position:
+        lines += [
+            "",
+            "The position the human holds:",
+            quoter.quote("position", request.user_position, HUMAN),
+        ]
+    compared = "the host's proposal" if request.proposal else "the human's position"
+    lines += [
+        "",
+        f"What is {name}'s own answer to the question, and does {name} agree with {compared}? "
+        f"Check the key premise first; a participant's confidence is not evidence. "
+        f"Write {name}'s answer as the JSON object, including the verdict.",
+    ]
+    return _request(voice, tasks.SECOND_OPINION, "\n".join(lines), FramedJudgement, "framed")
+
+
+def build_mediation_request(
+    voice: Voice, request: MediationRequest
+) -> ProviderRequest[MediationJudgement]:
+    """Present each participant as a distinct, labelled, fenced speaker."""
+    quoter = Quoter(text or "" for text in mediation_fields(request).values())
+    name = voice.identity.voice
+    roster = [(f'"{p.name}"', "a party to the dispute.") for p in request.participants]
+    lines = _opening(name, quoter, roster)
+    if request.question:
+        lines += ["", "The question in dispute:", quoter.quote("question", request.question)]
+    if request.context:
+        lines += ["", "Context:", quoter.quote("context", request.context)]
+    for participant in request.participants:
+        lines += ["", f"Participant {participant.name!r} states this position:"]
+        lines.append(quoter.quote("position", participant.position, participant.name))
+        for number, message in enumerate(participant.messages, start=1):
+            lines.append(f"Message {number} from {participant.name!r}:")
+            lines.append(quoter.quote("message", message, participant.name))
+    labels = ", ".join(repr(p.name) for p in request.participants)
+    lines += [
+        "",
+        f"What is {name}'s own view of this dispute? Assess each participant ({labels}) in "
+        f"that order. Write {name}'s mediation as the JSON object.",
+    ]
+    return _request(voice, tasks.MEDIATION, "\n".join(lines), MediationJudgement, "mediation")
+
+
+def _request(
+    voice: Voice, task: str, content: str, result_type: type[ResultT], step: str
+) -> ProviderRequest[ResultT]:
+    return ProviderRequest(
+        system=system_blocks(voice.identity, task),
+        messages=(Message("user", content),),
+        result_type=result_type,
+        schema_name=result_type.__name__,
+        max_output_tokens=voice.settings.max_output_tokens,
+        temperature=voice.settings.temperature,
+        labels={"step": step},
+    )
+
+
+# --- running ------------------------------------------------------------------
+
+
+async def run_second_opinion(voice: Voice, request: SecondOpinionRequest) -> SecondOpinionResult:
+    """Return the voice's second opinion, with the blind prior when the call is framed."""
+    check_input_size(second_opinion_fields(request), voice.settings.max_input_chars)
+    blind_request = build_blind_request(voice, request.question, request.context)
+    if not request.is_framed():
+        blind = await voice.provider.complete(blind_request)
+        return _second_opinion_result(voice, blind.result, None, [blind], verdict=None)
+
+    blind, framed = await _both(
+        lambda: voice.provider.complete(blind_request),
+        lambda: voice.provider.complete(build_framed_request(voice, request)),
+    )
+    influence = compare_frames(blind.result, framed.result)
+    return _second_opinion_result(
+        voice, framed.result, influence, [blind, framed], verdict=framed.result.verdict
+    )
+
+
+def _second_opinion_result(
+    voice: Voice,
+    judgement: OpenJudgement,
+    influence: Any,
+    completions: list[Completion[Any]],
+    *,
+    verdict: Any,
+) -> SecondOpinionResult:
+    fields = OpenJudgement.model_fields
+    return SecondOpinionResult(
+        verdict=verdict,
+        frame_influence=influence,
+        metadata=run_metadata(voice, completions),
+        **{name: getattr(judgement, name) for name in fields},
+    )
+
+
+async def run_mediation(voice: Voice, request: MediationRequest) -> MediationResult:
+    """Return the voice's mediation; with a question, its prior from the question alone."""
+    check_input_size(mediation_fields(request), voice.settings.max_input_chars)
+    mediation_request = build_mediation_request(voice, request)
+    prior: Completion[OpenJudgement] | None = None
+    if request.question:
+        prior_request = build_blind_request(voice, request.question, request.context)
+        prior, mediation = await _both(
+            lambda: voice.provider.complete(prior_request),
+            lambda: voice.provider.complete(mediation_request),
+        )
+    else:
+        mediation = await voice.provider.complete(mediation_request)
+
+    judgement = mediation.result
+    completions: list[Completion[Any]] = [mediation] if prior is None else [prior, mediation]
+    return MediationResult(
+        own_position=judgement.own_position,
+        crux=judgement.crux,
+        participants=align_assessments(request, judgement.participants),
+        common_ground=judgement.common_ground,
+        recommendation=judgement.recommendation,
+        confidence=judgement.confidence,
+        prior=prior.result if prior else None,
+        metadata=run_metadata(voice, completions),
+    )
+
+
+def align_assessments(
+    request: MediationRequest, assessments: list[ParticipantAssessment]
+) -> list[ParticipantAssessment]:
+    """Return one assessment per participant, in the request's order and with its names.
+
+    Models sometimes alter a label's case or spacing; an assessment is matched
+    by name first and by position second. A participant the model skipped is
+    marked as not assessed instead of being invented.
+    """
+    by_name = {" ".join(a.name.split()).casefold(): a for a in assessments}
+    aligned = []
+    for index, participant in enumerate(request.participants):
+        match = by_name.get(participant.name.casefold())
+        if match is None and len(assessments) == len(request.participants):
+            match = assessments[index]
+        if match is None:
+            logger.warning("the model gave no assessment of participant %r", participant.name)
+            aligned.append(
+                ParticipantAssessment(
+                    name=participant.name,
+                    strongest_point=NOT_ASSESSED,
+                    where_mistaken=NOT_ASSESSED,
+                    what_to_concede=NOT_ASSESSED,
+                )
+            )
+        else:
+            aligned.append(match.model_copy(update={"name": participant.name}))
+    return aligned
+
+
+def run_metadata(voice: Voice, completions: list[Completion[Any]]) -> RunMetadata:
+    usage = Usage()
+    for completion in completions:
+        usage = usage + completion.usage
+    return RunMetadata(
+        identity=voice.identity.name,
+        identity_version=voice.identity.version,
+        identity_hash=voice.identity.sha256,
+        provider=voice.provider.name,
+        model=completions[-1].model if completions else voice.provider.model,
+        usage=usage,
+        cached=False,
+    )
+
+
+async def _both(
+    first: Callable[[], Awaitable[T]], second: Callable[[], Awaitable[Any]]
+) -> tuple[T, Any]:
+    """Run two provider calls concurrently; the first failure cancels the other."""
+    results: dict[int, Any] = {}
+
+    async def run(index: int, call: Callable[[], Awaitable[Any]]) -> None:
+        results[index] = await call()
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(run, 0, first)
+            group.start_soon(run, 1, second)
+    except ExceptionGroup as group_error:
+        # Surface the first real error so callers see a ProviderError, not a group.
+        raise _first_leaf(group_error) from None
+    return results[0], results[1]
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error

@@ -1,0 +1,227 @@
+"""The provider protocol, its request and completion types, and provider errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from takt_mcp.schemas import Usage
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True)
+class SystemBlock:
+    """One system text. `cacheable` marks the stable prefix for prompt caching."""
+
+    text: str
+    cacheable: bool = False
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True)
+class ProviderRequest(Generic[ResultT]):
+    """Everything a provider needs for one structured completion."""
+
+    system: tuple[SystemBlock, ...]
+    messages: tuple[Message, ...]
+    result_type: type[ResultT]
+    schema_name: str
+    max_output_tokens: int
+    temperature: float | None = None
+    # Free-form labels for logs and recordings, e.g. {"step": "blind_prior"}.
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def system_text(self) -> str:
+        return "\n\n".join(block.text for block in self.system)
+
+
+@dataclass(frozen=True)
+class Completion(Generic[ResultT]):
+    result: ResultT
+    usage: Usage
+    model: str
+    raw_text: str
+
+
+class Provider(Protocol):
+    """A model endpoint that returns one validated structured result per request."""
+
+    name: str
+    model: str
+    # False when the voice is the host's own model (MCP sampling).
+    independent: bool
+
+    async def complete(self, request: ProviderRequest[ResultT]) -> Completion[ResultT]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class ProviderError(Exception):
+    """A provider request failed; the message says what to do next."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str,
+        status: int | None = None,
+        hint: str = "",
+    ) -> None:
+        self.provider = provider
+        self.model = model
+        self.status = status
+        self.hint = hint
+        self.detail = message
+        status_text = f" (HTTP {status})" if status is not None else ""
+        text = f"{provider} model {model!r}{status_text}: {message}"
+        if hint:
+            text += f" {hint}"
+        super().__init__(text)
+
+
+class ProviderAuthenticationError(ProviderError):
+    pass
+
+
+class ProviderRateLimitError(ProviderError):
+    pass
+
+
+class ProviderTimeoutError(ProviderError):
+    pass
+
+
+class ProviderUnavailableError(ProviderError):
+    """The server failed (5xx) or could not be reached."""
+
+
+class ProviderBadRequestError(ProviderError):
+    pass
+
+
+class InvalidOutputError(ProviderError):
+    """The model's output did not match the requested schema, even after a repair."""
+
+
+class ProviderNotConfiguredError(Exception):
+    """No provider is configured; the message names the variables to set."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "No LLM provider is configured. Set ANTHROPIC_API_KEY, or OPENAI_API_KEY, "
+            "or OPENAI_BASE_URL for an OpenAI-compatible server (Ollama, llama.cpp, vLLM, "
+            "LM Studio) in the server's environment, then restart it. TAKT_PROVIDER and "
+            "TAKT_MODEL pick the provider and model explicitly."
+        )
+
+
+def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Return the model's JSON Schema in the subset strict structured output accepts.
+
+    Judgement models already require every field and forbid extras; this only
+    removes the keywords some vendors reject (titles, number bounds).
+    """
+    schema = copy.deepcopy(model.model_json_schema())
+    _strip_unsupported(schema)
+    return schema
+
+
+_UNSUPPORTED_KEYWORDS = ("title", "minimum", "maximum", "default")
+
+
+def _strip_unsupported(node: Any) -> None:
+    if isinstance(node, dict):
+        for keyword in _UNSUPPORTED_KEYWORDS:
+            # A property *named* "title" lives under "properties" and is kept:
+            # only keyword positions hold plain strings or numbers here.
+            if keyword in node and not isinstance(node[keyword], dict):
+                del node[keyword]
+        for value in node.values():
+            _strip_unsupported(value)
+    elif isinstance(node, list):
+        for item in node:
+            _strip_unsupported(item)
+
+
+def schema_instruction(request: ProviderRequest[Any]) -> str:
+    """Return the text that asks for JSON when the server cannot enforce a schema."""
+    schema = json.dumps(strict_json_schema(request.result_type), separators=(",", ":"))
+    return (
+        "Reply with a single JSON object and nothing else. It must match this JSON Schema "
+        f"({request.schema_name}): {schema}"
+    )
+
+
+def status_error(
+    status: int,
+    detail: str,
+    *,
+    provider: str,
+    model: str,
+    retry_after: str | None,
+    key_variable: str,
+    not_found_hint: str,
+) -> ProviderError:
+    """Return the provider error for an HTTP error status from a vendor API."""
+    if status in (401, 403):
+        return ProviderAuthenticationError(
+            f"authentication failed: {detail}",
+            provider=provider,
+            model=model,
+            status=status,
+            hint=f"Check {key_variable}.",
+        )
+    if status == 429:
+        wait = f" Retry after {retry_after} s." if retry_after else ""
+        return ProviderRateLimitError(
+            f"rate limited: {detail}",
+            provider=provider,
+            model=model,
+            status=status,
+            hint=f"Wait and retry, or raise the account's rate limit.{wait}",
+        )
+    if status >= 500:
+        return ProviderUnavailableError(
+            f"server error: {detail}",
+            provider=provider,
+            model=model,
+            status=status,
+            hint="Retry later.",
+        )
+    if status == 404:
+        return ProviderBadRequestError(
+            f"not found: {detail}",
+            provider=provider,
+            model=model,
+            status=status,
+            hint=not_found_hint,
+        )
+    return ProviderBadRequestError(
+        f"request rejected: {detail}", provider=provider, model=model, status=status
+    )
+
+
+def error_detail(error: Exception) -> str:
+    """Return the message from a vendor SDK status error's JSON body, cut to 300 characters."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict) and isinstance(inner.get("message"), str):
+            return str(inner["message"])[:300]
+        if isinstance(body.get("message"), str):
+            return str(body["message"])[:300]
+        if isinstance(inner, str):
+            return inner[:300]
+    return str(getattr(error, "message", error))[:300]

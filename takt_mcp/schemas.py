@@ -1,0 +1,237 @@
+"""Pydantic models at the edges: tool inputs, model judgements and tool results.
+
+Judgement models are what the provider is asked to produce. They keep every
+field required and forbid extra keys, so the same JSON Schema is accepted by
+OpenAI's strict mode, Anthropic's structured output and llama.cpp's grammar
+builder. Their field order is the order a model writes them in, so the key
+premise comes before the position that depends on it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Verdict = Literal["agree", "partly_agree", "disagree", "cannot_judge"]
+Stance = Literal["new", "held", "updated"]
+PushbackKind = Literal["none", "pressure", "restatement", "evidence"]
+
+MIN_PARTICIPANTS = 2
+MAX_PARTICIPANTS = 8
+MAX_NAME_CHARS = 64
+
+
+# --- tool inputs -----------------------------------------------------------
+
+
+class Participant(BaseModel):
+    """One party to a dispute."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="Label for this party, e.g. 'Alice' or 'the user'. Unique.",
+    )
+    position: str = Field(min_length=1, description="What this party holds, in their own terms.")
+    messages: list[str] = Field(
+        default_factory=list,
+        description="Optional verbatim messages from this party, oldest first.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_printable(cls, name: str) -> str:
+        cleaned = " ".join(name.split())
+        if not cleaned:
+            raise ValueError("name must contain visible characters")
+        return cleaned
+
+
+class SecondOpinionRequest(BaseModel):
+    """The material for one second opinion."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1)
+    proposal: str | None = None
+    user_position: str | None = None
+    context: str | None = None
+
+    def is_framed(self) -> bool:
+        return bool(self.proposal or self.user_position)
+
+
+class MediationRequest(BaseModel):
+    """The material for one mediation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    participants: list[Participant] = Field(
+        min_length=MIN_PARTICIPANTS, max_length=MAX_PARTICIPANTS
+    )
+    question: str | None = None
+    context: str | None = None
+
+    @field_validator("participants")
+    @classmethod
+    def _names_are_unique(cls, participants: list[Participant]) -> list[Participant]:
+        seen: set[str] = set()
+        for participant in participants:
+            key = participant.name.casefold()
+            if key in seen:
+                raise ValueError(
+                    f"participant name {participant.name!r} is used twice; give each "
+                    "participant a distinct name"
+                )
+            seen.add(key)
+        return participants
+
+
+# --- judgements the provider returns ----------------------------------------
+
+
+class _Judgement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenJudgement(_Judgement):
+    """The voice's answer to a bare question."""
+
+    key_premise: str = Field(
+        description="The premise or fact the answer depends on most, checked first."
+    )
+    unsupported_premises: list[str] = Field(
+        description="Assumptions in the question or material that nothing supports."
+    )
+    reasons: list[str] = Field(description="The reasons for the position, strongest first.")
+    position: str = Field(description="The committed answer, in two to five sentences.")
+    bottom_line: str = Field(
+        description="The answer in at most eight words, e.g. 'Drive.' or 'No, it is Canberra.'"
+    )
+    confidence: float = Field(ge=0, le=1, description="Confidence in the position, 0 to 1.")
+    alternatives: list[str] = Field(
+        description="Better options or readings not offered in the question."
+    )
+    would_change_my_mind: list[str] = Field(
+        description="Specific evidence that would change the position."
+    )
+
+
+class FramedJudgement(OpenJudgement):
+    """The voice's answer after reading a proposal or a stated position."""
+
+    verdict: Verdict = Field(
+        description="Agreement with the proposal (or, without one, the stated position)."
+    )
+
+
+class ParticipantAssessment(_Judgement):
+    """The mediator's view of one participant."""
+
+    name: str = Field(description="The participant's label, exactly as given.")
+    strongest_point: str = Field(description="The best part of this participant's case.")
+    where_mistaken: str = Field(description="Where this participant is wrong, or 'nowhere'.")
+    what_to_concede: str = Field(description="What this participant should give up or accept.")
+
+
+class MediationJudgement(_Judgement):
+    """The mediator's ruling on a dispute."""
+
+    crux: str = Field(description="The factual or value disagreement at the core.")
+    participants: list[ParticipantAssessment] = Field(description="One entry per participant.")
+    common_ground: list[str] = Field(description="What all participants already share.")
+    own_position: str = Field(description="The mediator's own view, even if it sides with nobody.")
+    recommendation: str = Field(description="The concrete next step for the participants.")
+    confidence: float = Field(ge=0, le=1, description="Confidence in own_position, 0 to 1.")
+
+
+# --- tool results -----------------------------------------------------------
+
+
+class Usage(BaseModel):
+    """Token counts summed over every provider request of one call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    requests: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            requests=self.requests + other.requests,
+        )
+
+
+class RunMetadata(BaseModel):
+    """Which identity, provider and model produced a result, and at what cost."""
+
+    identity: str
+    identity_version: str
+    identity_hash: str = Field(description="sha256 of the identity block.")
+    provider: str
+    model: str
+    usage: Usage
+    cached: bool = Field(description="True when every request was answered from the cache.")
+
+
+class FrameInfluence(BaseModel):
+    """How the answer moved once the proposal or position was read."""
+
+    departs: bool = Field(description="True when the framed bottom line differs from the blind.")
+    blind_bottom_line: str
+    blind_position: str
+    blind_confidence: float
+    framed_bottom_line: str
+    confidence_shift: float = Field(description="Framed minus blind confidence.")
+    summary: str
+
+
+class SecondOpinionResult(BaseModel):
+    """A second opinion: the voice's own answer and its verdict on the proposal."""
+
+    verdict: Verdict | None = Field(
+        description="Agreement with the proposal or user position; null when neither was given."
+    )
+    position: str
+    bottom_line: str
+    confidence: float
+    key_premise: str
+    unsupported_premises: list[str]
+    reasons: list[str]
+    alternatives: list[str]
+    would_change_my_mind: list[str]
+    stance: Stance = "new"
+    pushback_kind: PushbackKind = "none"
+    change_reason: str | None = None
+    frame_influence: FrameInfluence | None = Field(
+        None, description="Present when a proposal or user position was given."
+    )
+    thread_id: str | None = None
+    metadata: RunMetadata
+
+
+class MediationResult(BaseModel):
+    """A mediation: the mediator's own view and a ruling per participant."""
+
+    own_position: str
+    crux: str
+    participants: list[ParticipantAssessment]
+    common_ground: list[str]
+    recommendation: str
+    confidence: float
+    prior: OpenJudgement | None = Field(
+        None, description="The mediator's answer to the question alone, before reading anyone."
+    )
+    stance: Stance = "new"
+    pushback_kind: PushbackKind = "none"
+    change_reason: str | None = None
+    thread_id: str | None = None
+    metadata: RunMetadata

@@ -1,0 +1,226 @@
+"""The MCP server: tool registration and lifespan. Tools only validate, call
+the orchestrator and shape errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field, ValidationError
+
+from takt_mcp import __version__
+from takt_mcp.config import Settings
+from takt_mcp.deliberation import InputTooLargeError, Voice, run_mediation, run_second_opinion
+from takt_mcp.identity import IdentityRegistry, UnknownIdentityError
+from takt_mcp.providers import (
+    Provider,
+    ProviderError,
+    ProviderNotConfiguredError,
+    create_provider,
+)
+from takt_mcp.schemas import (
+    MAX_PARTICIPANTS,
+    MIN_PARTICIPANTS,
+    MediationRequest,
+    MediationResult,
+    Participant,
+    SecondOpinionRequest,
+    SecondOpinionResult,
+)
+
+logger = logging.getLogger(__name__)
+
+SERVER_NAME = "takt-mcp"
+INSTRUCTIONS = (
+    "takt-mcp gives you an independent voice that holds its own position. Call "
+    "second_opinion before committing to an answer or plan the user pushed for, and "
+    "mediate when parties (people, agents, or the user and you) disagree. The voice "
+    "checks the key premise first and changes its view on evidence, not on insistence."
+)
+
+ProviderFactory = Callable[[Settings], Provider]
+RequestT = TypeVar("RequestT", SecondOpinionRequest, MediationRequest)
+ResultT = TypeVar("ResultT")
+
+
+@dataclass
+class ServerState:
+    """What the tools share: settings, identity blocks and the lazily created provider."""
+
+    settings: Settings
+    identities: IdentityRegistry
+    provider_factory: ProviderFactory
+    _provider: Provider | None = None
+    _provider_lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def provider(self) -> Provider:
+        # Created on first use, so a server with no provider configured still
+        # starts, lists its tools, and explains the missing setting per call.
+        async with self._provider_lock:
+            if self._provider is None:
+                self._provider = self.provider_factory(self.settings)
+                logger.info(
+                    "provider %s, model %s", self._provider.name, self._provider.model or "(auto)"
+                )
+            return self._provider
+
+    async def aclose(self) -> None:
+        if self._provider is not None:
+            await self._provider.aclose()
+
+    async def voice(self, identity: str | None) -> Voice:
+        try:
+            block = self.identities.get(identity or self.settings.default_identity)
+        except UnknownIdentityError as error:
+            raise ToolError(str(error)) from None
+        try:
+            provider = await self.provider()
+        except (ProviderNotConfiguredError, ProviderError) as error:
+            raise ToolError(str(error)) from None
+        return Voice(provider=provider, identity=block, settings=self.settings)
+
+
+# --- argument types: the Field descriptions are prompts for the calling model ---
+
+Question = Annotated[
+    str,
+    Field(min_length=1, description="The bare question or claim, without your answer."),
+]
+Proposal = Annotated[
+    str | None, Field(description="Your current answer, plan or draft, to be judged.")
+]
+UserPosition = Annotated[
+    str | None,
+    Field(description="What the human insists on, kept apart from your proposal."),
+]
+ContextText = Annotated[
+    str | None, Field(description="Facts, constraints or excerpts the judgement needs.")
+]
+IdentityName = Annotated[str | None, Field(description="Identity block to use; default 'takt'.")]
+Participants = Annotated[
+    list[Participant],
+    Field(
+        min_length=MIN_PARTICIPANTS,
+        max_length=MAX_PARTICIPANTS,
+        description=f"The parties, {MIN_PARTICIPANTS} to {MAX_PARTICIPANTS}, each shown as a "
+        "separate speaker.",
+    ),
+]
+DisputeQuestion = Annotated[
+    str | None, Field(description="The question in dispute, if there is one.")
+]
+
+SECOND_OPINION_DESCRIPTION = (
+    "Independent judgement on a question, plan or claim before you commit to it. Pass the "
+    "bare question, and separately your proposal and the user's position: the voice answers "
+    "the question blind, then judges the proposal, and reports how far the framing moved it. "
+    "Returns verdict, position, key premise, reasons, alternatives, what would change its mind."
+)
+MEDIATE_DESCRIPTION = (
+    "Mediate a disagreement between named parties (people, agents, or the user and you). "
+    "Each party is a separate speaker. Returns the mediator's own position, the crux, and per "
+    "party the strongest point, the mistake and what to concede."
+)
+TOOL_ANNOTATIONS = ToolAnnotations(
+    read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+)
+
+
+def build_server(
+    settings: Settings,
+    identities: IdentityRegistry,
+    provider_factory: ProviderFactory = create_provider,
+) -> MCPServer[ServerState]:
+    """Build the MCP server; the provider is created on the first tool call."""
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
+        state = ServerState(settings, identities, provider_factory)
+        logger.info("takt-mcp %s started with identities %s", __version__, identities.names())
+        try:
+            yield state
+        finally:
+            await state.aclose()
+            logger.info("takt-mcp stopped")
+
+    server: MCPServer[ServerState] = MCPServer(
+        SERVER_NAME,
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        lifespan=lifespan,
+    )
+
+    @server.tool(
+        name="second_opinion",
+        title="Second opinion",
+        description=SECOND_OPINION_DESCRIPTION,
+        annotations=TOOL_ANNOTATIONS,
+    )
+    async def second_opinion(
+        question: Question,
+        ctx: Context[ServerState],
+        proposal: Proposal = None,
+        user_position: UserPosition = None,
+        context: ContextText = None,
+        identity: IdentityName = None,
+    ) -> SecondOpinionResult:
+        state = ctx.request_context.lifespan_context
+        request = _validated(
+            SecondOpinionRequest,
+            question=question,
+            proposal=proposal,
+            user_position=user_position,
+            context=context,
+        )
+        voice = await state.voice(identity)
+        return await _run(run_second_opinion(voice, request))
+
+    @server.tool(
+        name="mediate",
+        title="Mediate",
+        description=MEDIATE_DESCRIPTION,
+        annotations=TOOL_ANNOTATIONS,
+    )
+    async def mediate(
+        participants: Participants,
+        ctx: Context[ServerState],
+        question: DisputeQuestion = None,
+        context: ContextText = None,
+        identity: IdentityName = None,
+    ) -> MediationResult:
+        state = ctx.request_context.lifespan_context
+        request = _validated(
+            MediationRequest, participants=participants, question=question, context=context
+        )
+        voice = await state.voice(identity)
+        return await _run(run_mediation(voice, request))
+
+    return server
+
+
+def _validated(model: type[RequestT], **values: object) -> RequestT:
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise ToolError(f"Invalid arguments: {problems}") from None
+
+
+async def _run(call: Awaitable[ResultT]) -> ResultT:
+    try:
+        return await call
+    except InputTooLargeError as error:
+        raise ToolError(str(error)) from None
+    except ProviderError as error:
+        logger.warning("provider call failed: %s", error)
+        raise ToolError(str(error)) from None
