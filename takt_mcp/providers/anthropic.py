@@ -8,8 +8,8 @@ from typing import Any
 from takt_mcp.config import DEFAULT_ANTHROPIC_MODEL, Settings
 from takt_mcp.providers.base import (
     Completion,
-    ProviderAuthenticationError,
     InvalidOutputError,
+    ProviderAuthenticationError,
     ProviderBadRequestError,
     ProviderError,
     ProviderRequest,
