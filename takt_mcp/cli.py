@@ -3,23 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TypeVar
 
 import anyio
 from pydantic import BaseModel, ValidationError
 
 from takt_mcp import __version__
+from takt_mcp.caching import CachingProvider
 from takt_mcp.config import ConfigError, Settings, load_settings
-from takt_mcp.deliberation import InputTooLargeError, Voice, run_mediation, run_second_opinion
+from takt_mcp.deliberation import InputTooLargeError, Voice
 from takt_mcp.identity import IdentityError, IdentityRegistry, UnknownIdentityError
-from takt_mcp.providers import ProviderError, ProviderNotConfiguredError, create_provider
+from takt_mcp.providers import (
+    Provider,
+    ProviderError,
+    ProviderNotConfiguredError,
+    create_provider,
+)
 from takt_mcp.render import render_mediation, render_second_opinion
+from takt_mcp.resources import thread_line
 from takt_mcp.schemas import MediationRequest, Participant, SecondOpinionRequest
+from takt_mcp.store import (
+    Ledger,
+    LedgerLimitError,
+    StoreError,
+    ThreadNotFoundError,
+    is_thread_id,
+    open_stores,
+)
+from takt_mcp.threads import mediation_on_thread, second_opinion_on_thread
+from takt_mcp.timeline import render_timeline
 
 logger = logging.getLogger("takt_mcp")
 ResultT = TypeVar("ResultT", bound=BaseModel)
@@ -58,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--user-position", help="a position a person insists on")
     ask.add_argument("--context", help="facts, constraints or excerpts")
     ask.add_argument("--identity", help="identity block name (default: takt)")
+    ask.add_argument("--thread", help="continue this thread id (push on its position)")
     ask.add_argument("--json", action="store_true", help="print the result as JSON")
 
     mediate = commands.add_parser("mediate", parents=[common], help="mediate a disagreement")
@@ -71,9 +90,22 @@ def build_parser() -> argparse.ArgumentParser:
     mediate.add_argument("--question", help="the question in dispute")
     mediate.add_argument("--context", help="facts, constraints or excerpts")
     mediate.add_argument("--identity", help="identity block name (default: takt)")
+    mediate.add_argument("--thread", help="continue this thread id")
     mediate.add_argument("--json", action="store_true", help="print the result as JSON")
 
     commands.add_parser("identities", parents=[common], help="list the identity blocks")
+
+    threads = commands.add_parser("threads", parents=[common], help="read and manage threads")
+    thread_commands = threads.add_subparsers(dest="thread_command", metavar="ACTION", required=True)
+    thread_commands.add_parser("list", help="list threads, most recent first")
+    for action, text in (
+        ("show", "print a thread's stance timeline"),
+        ("export", "print a thread's ledger as JSON"),
+        ("delete", "delete a thread"),
+    ):
+        thread_commands.add_parser(action, help=text).add_argument("thread_id")
+    prune = thread_commands.add_parser("prune", help="delete all but the most recent threads")
+    prune.add_argument("--keep", type=int, required=True, help="number of threads to keep")
     return parser
 
 
@@ -110,6 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(settings, identities)
     if command == "identities":
         return list_identities(identities)
+    if command == "threads":
+        return manage_threads(settings, args)
     try:
         if command == "ask":
             return anyio.run(ask, settings, identities, args)
@@ -119,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ProviderNotConfiguredError,
         UnknownIdentityError,
         InputTooLargeError,
+        ThreadNotFoundError,
+        LedgerLimitError,
+        StoreError,
     ) as error:
         print(f"takt-mcp: error: {error}", file=sys.stderr)
         return EXIT_FAILURE
@@ -129,6 +166,47 @@ def serve(settings: Settings, identities: IdentityRegistry) -> int:
 
     server = build_server(settings, identities)
     server.run("stdio")
+    return 0
+
+
+def manage_threads(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a `threads` action on the ledger in TAKT_DATA_DIR or the user data folder."""
+    try:
+        ledger = Ledger(
+            settings.ledger_dir(), max_turns=settings.max_turns, max_threads=settings.max_threads
+        )
+    except StoreError as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    try:
+        action = args.thread_command
+        if action == "list":
+            records = ledger.threads()
+            for record in records:
+                print(thread_line(record))
+            if not records:
+                print(f"No threads in {ledger.path}.", file=sys.stderr)
+        elif action == "show":
+            print(render_timeline(ledger.get(args.thread_id)))
+        elif action == "export":
+            print(ledger.get(args.thread_id).model_dump_json(indent=2))
+        elif action == "delete":
+            ledger.delete(args.thread_id)
+            print(f"Deleted thread {args.thread_id}.", file=sys.stderr)
+        elif action == "prune":
+            if args.keep < 0:
+                print("takt-mcp: error: --keep must be 0 or more", file=sys.stderr)
+                return EXIT_USAGE
+            deleted = ledger.prune(args.keep)
+            print(
+                f"Deleted {len(deleted)} threads; kept the {args.keep} most recent.",
+                file=sys.stderr,
+            )
+    except (ThreadNotFoundError, StoreError) as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        ledger.close()
     return 0
 
 
@@ -149,11 +227,8 @@ async def ask(settings: Settings, identities: IdentityRegistry, args: argparse.N
         )
     except ValidationError as error:
         return _usage_error(error)
-    voice = _voice(settings, identities, args.identity)
-    try:
-        result = await run_second_opinion(voice, request)
-    finally:
-        await voice.provider.aclose()
+    async with _session(settings, identities, args) as (voice, ledger):
+        result = await second_opinion_on_thread(voice, request, ledger, args.thread)
     _print(result, args.json, render_second_opinion)
     return 0
 
@@ -179,18 +254,34 @@ async def mediate(
         )
     except ValidationError as error:
         return _usage_error(error)
-    voice = _voice(settings, identities, args.identity)
-    try:
-        result = await run_mediation(voice, request)
-    finally:
-        await voice.provider.aclose()
+    async with _session(settings, identities, args) as (voice, ledger):
+        result = await mediation_on_thread(voice, request, ledger, args.thread)
     _print(result, args.json, render_mediation)
     return 0
 
 
-def _voice(settings: Settings, identities: IdentityRegistry, identity: str | None) -> Voice:
-    block = identities.get(identity or settings.default_identity)
-    return Voice(provider=create_provider(settings), identity=block, settings=settings)
+@contextlib.asynccontextmanager
+async def _session(
+    settings: Settings, identities: IdentityRegistry, args: argparse.Namespace
+) -> AsyncIterator[tuple[Voice, Ledger | None]]:
+    """Open the stores and the provider for one terminal command, and close them after."""
+    block = identities.get(args.identity or settings.default_identity)
+    if args.thread is not None and not is_thread_id(args.thread):
+        raise ThreadNotFoundError(args.thread)
+    stores = await anyio.to_thread.run_sync(open_stores, settings)
+    if args.thread is not None and stores.ledger is None:
+        stores.close()
+        raise StoreError(stores.ledger_error or "The thread ledger is not open.")
+    try:
+        provider: Provider = create_provider(settings)
+        if stores.cache is not None:
+            provider = CachingProvider(provider, stores.cache)
+        try:
+            yield Voice(provider=provider, identity=block, settings=settings), stores.ledger
+        finally:
+            await provider.aclose()
+    finally:
+        stores.close()
 
 
 def _usage_error(error: ValidationError) -> int:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 ProviderName = Literal["anthropic", "openai"]
@@ -19,6 +20,10 @@ DEFAULT_MAX_INPUT_CHARS = 40_000
 DEFAULT_TIMEOUT_SECONDS = 50.0
 DEFAULT_MAX_OUTPUT_TOKENS = 1_500
 DEFAULT_MAX_RETRIES = 2
+DEFAULT_CACHE_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_CACHE_SIZE_MB = 256
+DEFAULT_MAX_TURNS = 500
+DEFAULT_MAX_THREADS = 10_000
 
 
 class ConfigError(Exception):
@@ -45,6 +50,23 @@ class Settings(BaseModel):
     max_output_tokens: int = Field(DEFAULT_MAX_OUTPUT_TOKENS, gt=0)
     max_retries: int = Field(DEFAULT_MAX_RETRIES, ge=0)
     temperature: float | None = Field(None, ge=0, le=2)
+    data_dir: Path | None = Field(None, description="Folder for the ledger and the cache.")
+    cache_ttl_seconds: float = Field(DEFAULT_CACHE_TTL_SECONDS, ge=0)
+    cache_size_mb: int = Field(DEFAULT_CACHE_SIZE_MB, gt=0)
+    max_turns: int = Field(DEFAULT_MAX_TURNS, gt=0)
+    max_threads: int = Field(DEFAULT_MAX_THREADS, gt=0)
+
+    def ledger_dir(self) -> Path:
+        """Return the thread ledger's folder: TAKT_DATA_DIR, else the user data folder."""
+        if self.data_dir is not None:
+            return self.data_dir / "ledger"
+        return Path(platformdirs.user_data_dir("takt-mcp", appauthor=False)) / "ledger"
+
+    def cache_dir(self) -> Path:
+        """Return the response cache's folder: TAKT_DATA_DIR, else the user cache folder."""
+        if self.data_dir is not None:
+            return self.data_dir / "cache"
+        return Path(platformdirs.user_cache_dir("takt-mcp", appauthor=False)) / "responses"
 
     def resolved_provider(self) -> ProviderName | None:
         """Return the provider to use: the explicit choice, else the first configured."""
@@ -73,6 +95,11 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TAKT_MAX_OUTPUT_TOKENS": "max_output_tokens",
     "TAKT_MAX_RETRIES": "max_retries",
     "TAKT_TEMPERATURE": "temperature",
+    "TAKT_DATA_DIR": "data_dir",
+    "TAKT_CACHE_TTL": "cache_ttl_seconds",
+    "TAKT_CACHE_SIZE_MB": "cache_size_mb",
+    "TAKT_MAX_TURNS": "max_turns",
+    "TAKT_MAX_THREADS": "max_threads",
 }
 
 

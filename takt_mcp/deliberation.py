@@ -311,9 +311,11 @@ def align_assessments(
 
 
 def run_metadata(voice: Voice, completions: list[Completion[Any]]) -> RunMetadata:
+    """Summarise a call; usage counts only requests that reached the provider."""
     usage = Usage()
     for completion in completions:
-        usage = usage + completion.usage
+        if not completion.cached:
+            usage = usage + completion.usage
     return RunMetadata(
         identity=voice.identity.name,
         identity_version=voice.identity.version,
@@ -321,7 +323,7 @@ def run_metadata(voice: Voice, completions: list[Completion[Any]]) -> RunMetadat
         provider=voice.provider.name,
         model=completions[-1].model if completions else voice.provider.model,
         usage=usage,
-        cached=False,
+        cached=bool(completions) and all(c.cached for c in completions),
     )
 
 

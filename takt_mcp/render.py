@@ -22,20 +22,30 @@ def _items(title: str, items: list[str]) -> list[str]:
     return lines
 
 
-def _footer(metadata: RunMetadata) -> str:
+def _footer(metadata: RunMetadata, thread_id: str | None) -> str:
     usage = metadata.usage
     cached = ", cached" if metadata.cached else ""
+    thread = f"\n-- thread {thread_id}" if thread_id else ""
     return (
-        f"-- identity {metadata.identity} {metadata.identity_version} "
-        f"({metadata.identity_hash[:12]}), {metadata.provider}/{metadata.model}, "
-        f"{usage.requests} requests, {usage.input_tokens} tokens in, "
-        f"{usage.output_tokens} out{cached}"
+        thread
+        + "\n"
+        + (
+            f"-- identity {metadata.identity} {metadata.identity_version} "
+            f"({metadata.identity_hash[:12]}), {metadata.provider}/{metadata.model}, "
+            f"{usage.requests} requests, {usage.input_tokens} tokens in, "
+            f"{usage.output_tokens} out{cached}"
+        ).lstrip("\n")
     )
 
 
 def render_second_opinion(result: SecondOpinionResult) -> str:
     """Format a second opinion for a terminal."""
     lines = [f"Bottom line: {result.bottom_line} (confidence {result.confidence:.2f})"]
+    if result.thread_id and result.stance != "new":
+        capitulated = ", without new content: capitulation" if result.capitulation else ""
+        lines.append(f"Stance: {result.stance} after {result.pushback_kind}{capitulated}")
+        if result.change_reason:
+            lines.append(f"Changed because: {result.change_reason}")
     if result.verdict is not None:
         lines.append(f"Verdict on the proposal: {result.verdict.replace('_', ' ')}")
     lines += ["", "Key premise:", _paragraph(result.key_premise), "", "Position:"]
@@ -51,7 +61,7 @@ def render_second_opinion(result: SecondOpinionResult) -> str:
             lines += ["", *block]
     if result.frame_influence is not None:
         lines += ["", "Frame influence:", _paragraph(result.frame_influence.summary)]
-    lines += ["", _footer(result.metadata)]
+    lines += ["", _footer(result.metadata, result.thread_id)]
     return "\n".join(lines)
 
 
@@ -73,5 +83,5 @@ def render_mediation(result: MediationResult) -> str:
     lines += ["", "Recommendation:", _paragraph(result.recommendation)]
     if result.prior is not None:
         lines += ["", "Prior from the question alone:", _paragraph(result.prior.bottom_line)]
-    lines += ["", _footer(result.metadata)]
+    lines += ["", _footer(result.metadata, result.thread_id)]
     return "\n".join(lines)

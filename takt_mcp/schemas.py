@@ -148,6 +148,48 @@ class MediationJudgement(_Judgement):
     confidence: float = Field(ge=0, le=1, description="Confidence in own_position, 0 to 1.")
 
 
+class ContentPoint(_Judgement):
+    """One piece of content in a push: a fact, source, calculation or argument."""
+
+    point: str = Field(description="The point, restated neutrally in one sentence.")
+    new: bool = Field(description="True unless the point was already considered before.")
+
+
+class PushSplit(_Judgement):
+    """A push on a thread, separated into its content and its pressure."""
+
+    content: list[ContentPoint] = Field(
+        description="Facts, sources, calculations and arguments. Empty when there are none."
+    )
+    pressure: list[str] = Field(
+        description="Insistence, confidence, authority, emotion or popularity, one item each."
+    )
+
+
+class Ruling(FramedJudgement):
+    """The voice's position after a push on a thread."""
+
+    decision: Literal["hold", "update"] = Field(
+        description="update only when a new content point gives a reason to change."
+    )
+    change_reason: str = Field(
+        description="When updating, the new content point that moved the position, quoted. "
+        "Empty when holding."
+    )
+
+
+class MediationRuling(MediationJudgement):
+    """The mediator's position after new material on a thread."""
+
+    decision: Literal["hold", "update"] = Field(
+        description="update only when a new content point gives a reason to change."
+    )
+    change_reason: str = Field(
+        description="When updating, the new content point that moved own_position, quoted. "
+        "Empty when holding."
+    )
+
+
 # --- tool results -----------------------------------------------------------
 
 
@@ -211,6 +253,11 @@ class SecondOpinionResult(BaseModel):
     stance: Stance = "new"
     pushback_kind: PushbackKind = "none"
     change_reason: str | None = None
+    capitulation: bool = Field(
+        False, description="True when the position changed with no new content: pressure won."
+    )
+    pushback_content: list[str] = Field(default_factory=list)
+    pushback_pressure: list[str] = Field(default_factory=list)
     frame_influence: FrameInfluence | None = Field(
         None, description="Present when a proposal or user position was given."
     )
@@ -233,5 +280,8 @@ class MediationResult(BaseModel):
     stance: Stance = "new"
     pushback_kind: PushbackKind = "none"
     change_reason: str | None = None
+    capitulation: bool = False
+    pushback_content: list[str] = Field(default_factory=list)
+    pushback_pressure: list[str] = Field(default_factory=list)
     thread_id: str | None = None
     metadata: RunMetadata

@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from takt_mcp import __version__
+from takt_mcp.caching import CachingProvider
 from takt_mcp.config import Settings
-from takt_mcp.deliberation import InputTooLargeError, Voice, run_mediation, run_second_opinion
+from takt_mcp.deliberation import InputTooLargeError, Voice
 from takt_mcp.identity import IdentityRegistry, UnknownIdentityError
 from takt_mcp.providers import (
     Provider,
@@ -25,6 +26,7 @@ from takt_mcp.providers import (
     ProviderNotConfiguredError,
     create_provider,
 )
+from takt_mcp.resources import register_resources
 from takt_mcp.schemas import (
     MAX_PARTICIPANTS,
     MIN_PARTICIPANTS,
@@ -34,6 +36,16 @@ from takt_mcp.schemas import (
     SecondOpinionRequest,
     SecondOpinionResult,
 )
+from takt_mcp.store import (
+    Ledger,
+    LedgerLimitError,
+    ResponseCache,
+    StoreError,
+    ThreadNotFoundError,
+    is_thread_id,
+    open_stores,
+)
+from takt_mcp.threads import mediation_on_thread, second_opinion_on_thread
 
 logger = logging.getLogger(__name__)
 
@@ -52,28 +64,55 @@ ResultT = TypeVar("ResultT")
 
 @dataclass
 class ServerState:
-    """What the tools share: settings, identity blocks and the lazily created provider."""
+    """What the tools share: settings, identity blocks, stores and the provider."""
 
     settings: Settings
     identities: IdentityRegistry
     provider_factory: ProviderFactory
+    ledger: Ledger | None = None
+    cache: ResponseCache | None = None
+    # Why the ledger is unavailable; calls with a thread id report it.
+    ledger_error: str | None = None
     _provider: Provider | None = None
     _provider_lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+    async def open_stores(self) -> None:
+        """Open the ledger and the cache; a broken store disables only what needs it."""
+        stores = await anyio.to_thread.run_sync(open_stores, self.settings)
+        self.ledger, self.cache, self.ledger_error = (
+            stores.ledger,
+            stores.cache,
+            stores.ledger_error,
+        )
 
     async def provider(self) -> Provider:
         # Created on first use, so a server with no provider configured still
         # starts, lists its tools, and explains the missing setting per call.
         async with self._provider_lock:
             if self._provider is None:
-                self._provider = self.provider_factory(self.settings)
-                logger.info(
-                    "provider %s, model %s", self._provider.name, self._provider.model or "(auto)"
-                )
+                provider = self.provider_factory(self.settings)
+                logger.info("provider %s, model %s", provider.name, provider.model or "(auto)")
+                self._provider = CachingProvider(provider, self.cache) if self.cache else provider
             return self._provider
+
+    def thread_ledger(self, thread_id: str | None) -> Ledger | None:
+        """Return the ledger for a call, raising ToolError when a thread cannot be served."""
+        if thread_id is not None:
+            if not is_thread_id(thread_id):
+                raise ToolError(
+                    f"Invalid thread_id {thread_id!r}: pass the thread_id from an earlier "
+                    "result, or omit it to start a new thread."
+                )
+            if self.ledger is None:
+                raise ToolError(self.ledger_error or "The thread ledger is not open.")
+        return self.ledger
 
     async def aclose(self) -> None:
         if self._provider is not None:
             await self._provider.aclose()
+        for store in (self.ledger, self.cache):
+            if store is not None:
+                store.close()
 
     async def voice(self, identity: str | None) -> Voice:
         try:
@@ -113,6 +152,10 @@ Participants = Annotated[
         "separate speaker.",
     ),
 ]
+ThreadId = Annotated[
+    str | None,
+    Field(description="thread_id from an earlier result, to push on that position; omit to start."),
+]
 DisputeQuestion = Annotated[
     str | None, Field(description="The question in dispute, if there is one.")
 ]
@@ -140,9 +183,11 @@ def build_server(
 ) -> MCPServer[ServerState]:
     """Build the MCP server; the provider is created on the first tool call."""
 
+    state = ServerState(settings, identities, provider_factory)
+
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
-        state = ServerState(settings, identities, provider_factory)
+        await state.open_stores()
         logger.info("takt-mcp %s started with identities %s", __version__, identities.names())
         try:
             yield state
@@ -165,13 +210,12 @@ def build_server(
     )
     async def second_opinion(
         question: Question,
-        ctx: Context[ServerState],
         proposal: Proposal = None,
         user_position: UserPosition = None,
         context: ContextText = None,
         identity: IdentityName = None,
+        thread_id: ThreadId = None,
     ) -> SecondOpinionResult:
-        state = ctx.request_context.lifespan_context
         request = _validated(
             SecondOpinionRequest,
             question=question,
@@ -179,8 +223,9 @@ def build_server(
             user_position=user_position,
             context=context,
         )
+        ledger = state.thread_ledger(thread_id)
         voice = await state.voice(identity)
-        return await _run(run_second_opinion(voice, request))
+        return await _run(second_opinion_on_thread(voice, request, ledger, thread_id))
 
     @server.tool(
         name="mediate",
@@ -190,18 +235,19 @@ def build_server(
     )
     async def mediate(
         participants: Participants,
-        ctx: Context[ServerState],
         question: DisputeQuestion = None,
         context: ContextText = None,
         identity: IdentityName = None,
+        thread_id: ThreadId = None,
     ) -> MediationResult:
-        state = ctx.request_context.lifespan_context
         request = _validated(
             MediationRequest, participants=participants, question=question, context=context
         )
+        ledger = state.thread_ledger(thread_id)
         voice = await state.voice(identity)
-        return await _run(run_mediation(voice, request))
+        return await _run(mediation_on_thread(voice, request, ledger, thread_id))
 
+    register_resources(server, state)
     return server
 
 
@@ -219,7 +265,7 @@ def _validated(model: type[RequestT], **values: object) -> RequestT:
 async def _run(call: Awaitable[ResultT]) -> ResultT:
     try:
         return await call
-    except InputTooLargeError as error:
+    except (InputTooLargeError, ThreadNotFoundError, LedgerLimitError, StoreError) as error:
         raise ToolError(str(error)) from None
     except ProviderError as error:
         logger.warning("provider call failed: %s", error)

@@ -61,3 +61,38 @@ the language of the dispute. Reply with the JSON object only."""
 def render(template: str, voice: str) -> str:
     """Fill a task template with the identity's display name."""
     return template.replace("{voice}", voice)
+
+
+PUSH_SPLIT = """\
+Task: separate content from pressure.
+
+A participant has responded to {voice}'s earlier position. The orchestrator
+needs the response taken apart before {voice} rules on it. Read it as an
+outside clerk would, in the third person.
+
+- content: each fact, source, calculation or argument in the response,
+  restated neutrally in one sentence. Mark a point new: false when it only
+  repeats a point listed as already considered. A bare claim that {voice}
+  is wrong, with no reason, is not content.
+- pressure: each instance of insistence, repetition, stated confidence,
+  claimed authority or credentials, emotion, flattery, threats, or appeals
+  to what everyone thinks, one short item each.
+
+A response may hold only content, only pressure, both, or neither. Reply
+with the JSON object only."""
+
+RULING = """\
+Task: rule on a response to {voice}'s own earlier position.
+
+The orchestrator shows {voice}'s earlier statements on this thread, then
+the content points a participant has since raised. The pressure in the
+response has been recorded and is not shown: it is no reason to move.
+
+{voice} decides:
+- hold, when no new content point gives a reason to change. The position
+  may be restated more clearly, but its bottom line stays.
+- update, when a new content point shows the earlier position was wrong or
+  incomplete. change_reason then quotes that point.
+
+Then {voice} states its full position again in the same fields as before.
+Reply with the JSON object only."""

@@ -1,0 +1,66 @@
+"""MCP resources: the thread ledger, read-only."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+
+from takt_mcp.store import StoreError, ThreadNotFoundError, ThreadRecord, is_thread_id
+
+if TYPE_CHECKING:
+    from takt_mcp.server import ServerState
+
+RECENT_THREADS = 50
+
+
+def thread_line(record: ThreadRecord) -> str:
+    """Return one line about a thread: id, time, turns, last stance and bottom line."""
+    last = record.turns[-1] if record.turns else None
+    summary = f"{last.stance}: {last.bottom_line}" if last else "(no turns)"
+    question = (record.turns[0].question or "") if record.turns else ""
+    if len(question) > 60:
+        question = question[:57] + "..."
+    return (
+        f"{record.thread_id}  {record.updated_at:%Y-%m-%d %H:%M}  "
+        f"{len(record.turns)} turns  {summary}  | {question}"
+    )
+
+
+def register_resources(server: MCPServer[ServerState], state: ServerState) -> None:
+    @server.resource(
+        "takt://threads",
+        name="threads",
+        description=f"The {RECENT_THREADS} most recent threads, one line each.",
+        mime_type="text/plain",
+    )
+    async def threads() -> str:
+        ledger = state.thread_ledger(None)
+        if ledger is None:
+            raise ResourceError(state.ledger_error or "The thread ledger is not open.")
+        try:
+            records = await anyio.to_thread.run_sync(ledger.threads)
+        except StoreError as error:
+            raise ResourceError(str(error)) from None
+        lines = [thread_line(record) for record in records[:RECENT_THREADS]]
+        return "\n".join(lines) if lines else "No threads yet."
+
+    @server.resource(
+        "takt://threads/{thread_id}",
+        name="thread",
+        description="One thread's ledger as JSON: every turn with stance and reasons.",
+        mime_type="application/json",
+    )
+    async def thread(thread_id: str) -> str:
+        if not is_thread_id(thread_id):
+            raise ResourceError(f"Invalid thread id {thread_id!r}.")
+        ledger = state.thread_ledger(None)
+        if ledger is None:
+            raise ResourceError(state.ledger_error or "The thread ledger is not open.")
+        try:
+            record = await anyio.to_thread.run_sync(ledger.get, thread_id)
+        except (ThreadNotFoundError, StoreError) as error:
+            raise ResourceError(str(error)) from None
+        return record.model_dump_json(indent=2)
