@@ -52,15 +52,22 @@ class Completion(Generic[ResultT]):
     usage: Usage
     model: str
     raw_text: str
+    cached: bool = False
 
 
 class Provider(Protocol):
     """A model endpoint that returns one validated structured result per request."""
 
-    name: str
-    model: str
-    # False when the voice is the host's own model (MCP sampling).
-    independent: bool
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def independent(self) -> bool:
+        """False when the voice is the host's own model (MCP sampling)."""
+        ...
 
     async def complete(self, request: ProviderRequest[ResultT]) -> Completion[ResultT]: ...
 
