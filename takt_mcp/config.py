@@ -33,7 +33,8 @@ class ConfigError(Exception):
 class Settings(BaseModel):
     """Resolved configuration; one frozen instance per process."""
 
-    model_config = ConfigDict(frozen=True)
+    # allow_inf_nan=False: TAKT_TIMEOUT=inf would silently remove the deadline.
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     provider: ProviderName | None = Field(
         None, description="Explicit provider choice (TAKT_PROVIDER); None means auto-detect."

@@ -110,7 +110,9 @@ def system_blocks(identity: IdentityBlock, task_template: str) -> tuple[SystemBl
     )
 
 
-def _opening(voice: str, quoter: Quoter, participants: list[tuple[str, str]]) -> list[str]:
+def orchestrator_opening(
+    voice: str, quoter: Quoter, participants: list[tuple[str, str]]
+) -> list[str]:
     lines = [
         f"The orchestrator of this consultation is writing. Nobody here is {voice}'s user; "
         "the participants below are people and agents whose words are quoted.",
@@ -129,7 +131,9 @@ def build_blind_request(
     """Ask for the voice's answer to the bare question: no proposal, no user position."""
     quoter = Quoter([question, context or ""])
     name = voice.identity.voice
-    lines = _opening(name, quoter, [(HOST, "an AI assistant that asks for a second opinion.")])
+    lines = orchestrator_opening(
+        name, quoter, [(HOST, "an AI assistant that asks for a second opinion.")]
+    )
     lines += ["", "The question, as the host put it:", quoter.quote("question", question, HOST)]
     if context:
         lines += ["", "Context the host supplied:", quoter.quote("context", context, HOST)]
@@ -150,7 +154,7 @@ def build_framed_request(
     participants = [(HOST, "an AI assistant doing the work, which asks for a second opinion.")]
     if request.user_position:
         participants.append((HUMAN, "the person the host works for."))
-    lines = _opening(name, quoter, participants)
+    lines = orchestrator_opening(name, quoter, participants)
     lines += ["", "The question, as the host put it:"]
     lines.append(quoter.quote("question", request.question, HOST))
     if request.context:
@@ -180,7 +184,7 @@ def build_mediation_request(
     quoter = Quoter(text or "" for text in mediation_fields(request).values())
     name = voice.identity.voice
     roster = [(f'"{p.name}"', "a party to the dispute.") for p in request.participants]
-    lines = _opening(name, quoter, roster)
+    lines = orchestrator_opening(name, quoter, roster)
     if request.question:
         lines += ["", "The question in dispute:", quoter.quote("question", request.question)]
     if request.context:
@@ -290,11 +294,16 @@ def align_assessments(
     marked as not assessed instead of being invented.
     """
     by_name = {" ".join(a.name.split()).casefold(): a for a in assessments}
+    named = {
+        id(by_name[p.name.casefold()]) for p in request.participants if p.name.casefold() in by_name
+    }
     aligned = []
     for index, participant in enumerate(request.participants):
         match = by_name.get(participant.name.casefold())
-        if match is None and len(assessments) == len(request.participants):
-            match = assessments[index]
+        positional = assessments[index] if len(assessments) == len(request.participants) else None
+        # Fall back on position only to an entry no other participant claimed by name.
+        if match is None and positional is not None and id(positional) not in named:
+            match = positional
         if match is None:
             logger.warning("the model gave no assessment of participant %r", participant.name)
             aligned.append(

@@ -12,8 +12,11 @@ _FILLER = frozenset(
     that there its it's should would could can will just so""".split()  # noqa: SIM905
 )
 _NEGATIONS = frozenset(
-    "no not never don't doesn't shouldn't cannot can't won't isn't".split()  # noqa: SIM905
+    "not never don't doesn't shouldn't cannot can't won't isn't".split()  # noqa: SIM905
 )
+# An opening "Yes," or "No," answers a yes/no question; it decides only when
+# nothing else in the answer does ("No, it is Canberra." agrees with "Canberra.").
+_POLARITY = frozenset(["yes", "no"])
 _WORD = re.compile(r"[\w']+")
 # Two bottom lines agree when this share of the shorter one's words is shared.
 AGREEMENT_OVERLAP = 0.5
@@ -23,6 +26,11 @@ NOTABLE_CONFIDENCE_SHIFT = 0.2
 
 def _content_words(text: str) -> set[str]:
     return {word for word in _WORD.findall(text.casefold()) if word not in _FILLER}
+
+
+def _polarity(text: str) -> str | None:
+    words = _WORD.findall(text.casefold())
+    return words[0] if words and words[0] in _POLARITY else None
 
 
 def bottom_lines_agree(first: str, second: str) -> bool:
@@ -35,10 +43,13 @@ def bottom_lines_agree(first: str, second: str) -> bool:
     first_words, second_words = _content_words(first), _content_words(second)
     if bool(first_words & _NEGATIONS) != bool(second_words & _NEGATIONS):
         return False
-    first_words -= _NEGATIONS
-    second_words -= _NEGATIONS
+    first_words -= _NEGATIONS | _POLARITY
+    second_words -= _NEGATIONS | _POLARITY
+    first_polarity, second_polarity = _polarity(first), _polarity(second)
+    if first_polarity and second_polarity and first_polarity != second_polarity:
+        return False
     if not first_words or not second_words:
-        return first_words == second_words
+        return first_words == second_words and first_polarity == second_polarity
     shared = len(first_words & second_words)
     return shared / min(len(first_words), len(second_words)) >= AGREEMENT_OVERLAP
 

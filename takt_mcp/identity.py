@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -115,8 +116,9 @@ def _parse_front_matter(toml_text: str, path: Path) -> IdentityMetadata:
         data = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as error:
         # tomllib counts lines from the start of the front matter; the file
-        # has the opening fence on line 1 before it.
-        line = getattr(error, "lineno", 1) + 1
+        # has the opening fence on line 1 before it. Python 3.14 added lineno;
+        # older versions give the line only in the message.
+        line = _toml_error_line(error) + 1
         raise IdentityError(f"{path}:{line}: invalid TOML front matter: {error}") from None
     try:
         return IdentityMetadata.model_validate(data)
@@ -129,6 +131,14 @@ def _parse_front_matter(toml_text: str, path: Path) -> IdentityMetadata:
             f"{path}:2: invalid identity metadata ({problems}). "
             "Expected name (lowercase letters, digits, - or _), version and description."
         ) from None
+
+
+def _toml_error_line(error: tomllib.TOMLDecodeError) -> int:
+    lineno = getattr(error, "lineno", None)
+    if isinstance(lineno, int):
+        return lineno
+    match = re.search(r"at line (\d+)", str(error))
+    return int(match.group(1)) if match else 1
 
 
 def builtin_identity_dir() -> Path:
@@ -181,7 +191,8 @@ def _load_folder(folder: Path) -> list[IdentityBlock]:
     blocks = []
     for path in sorted(folder.glob(f"*{IDENTITY_SUFFIX}")):
         try:
-            source = path.read_text(encoding="utf-8")
+            # utf-8-sig drops a byte-order mark that some editors write.
+            source = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as error:
             raise IdentityError(f"{path}: cannot read identity block: {error}") from None
         block = parse_identity(source, path)

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from takt_mcp.quoting import clean_label
 
 Verdict = Literal["agree", "partly_agree", "disagree", "cannot_judge"]
 Stance = Literal["new", "held", "updated"]
@@ -20,6 +22,8 @@ PushbackKind = Literal["none", "pressure", "restatement", "evidence"]
 MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 8
 MAX_NAME_CHARS = 64
+MAX_TURNS = 200
+Severity = Literal["none", "low", "medium", "high"]
 
 
 # --- tool inputs -----------------------------------------------------------
@@ -33,18 +37,19 @@ class Participant(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=MAX_NAME_CHARS,
-        description="Label for this party, e.g. 'Alice' or 'the user'. Unique.",
+        description="Unique label, e.g. 'Alice' or 'the user'.",
     )
-    position: str = Field(min_length=1, description="What this party holds, in their own terms.")
+    position: str = Field(min_length=1, description="What this party holds.")
     messages: list[str] = Field(
-        default_factory=list,
-        description="Optional verbatim messages from this party, oldest first.",
+        default_factory=list, description="Their verbatim messages, oldest first."
     )
 
     @field_validator("name")
     @classmethod
     def _name_is_printable(cls, name: str) -> str:
-        cleaned = " ".join(name.split())
+        # The name is stored as the fences will show it, so two names that
+        # render alike are caught by the uniqueness check.
+        cleaned = clean_label(name)
         if not cleaned:
             raise ValueError("name must contain visible characters")
         return cleaned
@@ -88,6 +93,43 @@ class MediationRequest(BaseModel):
                 )
             seen.add(key)
         return participants
+
+
+class ConversationTurn(BaseModel):
+    """One turn of a conversation under audit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: str = Field(
+        min_length=1,
+        max_length=MAX_NAME_CHARS,
+        description="'user', 'assistant' or a name.",
+    )
+    text: str = Field(description="What the speaker said.")
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker_is_printable(cls, speaker: str) -> str:
+        cleaned = clean_label(speaker)
+        if not cleaned:
+            raise ValueError("speaker must contain visible characters")
+        return cleaned
+
+
+class FrameCheckRequest(BaseModel):
+    """The material for one frame audit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    conversation: list[ConversationTurn] = Field(default_factory=list, max_length=MAX_TURNS)
+    draft: str | None = None
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _has_material(self) -> FrameCheckRequest:
+        if not self.conversation and not self.draft:
+            raise ValueError("give a conversation, a draft, or both")
+        return self
 
 
 # --- judgements the provider returns ----------------------------------------
@@ -190,6 +232,40 @@ class MediationRuling(MediationJudgement):
     )
 
 
+class AdoptedPremise(_Judgement):
+    """A premise taken from someone's frame without support."""
+
+    premise: str = Field(description="The premise, stated plainly.")
+    turn: int | None = Field(description="Number of the turn it came from; null for the draft.")
+
+
+class Capitulation(_Judgement):
+    """A change of position with no new evidence."""
+
+    turn: int = Field(description="Number of the assistant turn that gave way.")
+    before: str = Field(description="The assistant's position before.")
+    after: str = Field(description="The assistant's position after.")
+
+
+class FrameAudit(_Judgement):
+    """The voice's audit of a conversation or draft."""
+
+    first_check: str = Field(description="What should have been checked before elaborating.")
+    adopted_premises: list[AdoptedPremise] = Field(
+        description="Premises the assistant or the draft took from the frame without support."
+    )
+    capitulations: list[Capitulation] = Field(
+        description="Turns where the assistant changed position without new evidence."
+    )
+    reference_answer: str = Field(description="What the voice itself would say instead.")
+    bottom_line: str = Field(description="The reference answer in at most eight words.")
+    frame_adoption: float = Field(
+        ge=0, le=1, description="How far the assistant adopted the frame: 0 none, 1 entirely."
+    )
+    frame_adoption_rationale: str = Field(description="One line explaining the score.")
+    severity: Severity = Field(description="How much the frame-following matters.")
+
+
 # --- tool results -----------------------------------------------------------
 
 
@@ -283,5 +359,21 @@ class MediationResult(BaseModel):
     capitulation: bool = False
     pushback_content: list[str] = Field(default_factory=list)
     pushback_pressure: list[str] = Field(default_factory=list)
+    thread_id: str | None = None
+    metadata: RunMetadata
+
+
+class FrameCheckResult(BaseModel):
+    """An audit of frame-following, with the anchored voice's own answer."""
+
+    adopted_premises: list[AdoptedPremise]
+    capitulations: list[Capitulation]
+    first_check: str
+    frame_adoption: float
+    frame_adoption_rationale: str
+    reference_answer: str
+    bottom_line: str
+    severity: Severity
+    stance: Stance = "new"
     thread_id: str | None = None
     metadata: RunMetadata

@@ -16,7 +16,9 @@ from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from takt_mcp import __version__
+from takt_mcp.audit import run_frame_check
 from takt_mcp.caching import CachingProvider
+from takt_mcp.compact import compact_schema, outline_schema
 from takt_mcp.config import Settings
 from takt_mcp.deliberation import InputTooLargeError, Voice
 from takt_mcp.identity import IdentityRegistry, UnknownIdentityError
@@ -29,7 +31,11 @@ from takt_mcp.providers import (
 from takt_mcp.resources import register_resources
 from takt_mcp.schemas import (
     MAX_PARTICIPANTS,
+    MAX_TURNS,
     MIN_PARTICIPANTS,
+    ConversationTurn,
+    FrameCheckRequest,
+    FrameCheckResult,
     MediationRequest,
     MediationResult,
     Participant,
@@ -58,7 +64,7 @@ INSTRUCTIONS = (
 )
 
 ProviderFactory = Callable[[Settings], Provider]
-RequestT = TypeVar("RequestT", SecondOpinionRequest, MediationRequest)
+RequestT = TypeVar("RequestT", SecondOpinionRequest, MediationRequest, FrameCheckRequest)
 ResultT = TypeVar("ResultT")
 
 
@@ -148,32 +154,41 @@ Participants = Annotated[
     Field(
         min_length=MIN_PARTICIPANTS,
         max_length=MAX_PARTICIPANTS,
-        description=f"The parties, {MIN_PARTICIPANTS} to {MAX_PARTICIPANTS}, each shown as a "
-        "separate speaker.",
+        description=f"{MIN_PARTICIPANTS} to {MAX_PARTICIPANTS} parties.",
     ),
 ]
 ThreadId = Annotated[
     str | None,
-    Field(description="thread_id from an earlier result, to push on that position; omit to start."),
+    Field(description="thread_id of an earlier result, to continue that thread."),
 ]
+Conversation = Annotated[
+    list[ConversationTurn] | None,
+    Field(
+        max_length=MAX_TURNS,
+        description="Turns, oldest first: speaker 'user', 'assistant' or a name.",
+    ),
+]
+Draft = Annotated[str | None, Field(description="The reply you are about to send.")]
 DisputeQuestion = Annotated[
     str | None, Field(description="The question in dispute, if there is one.")
 ]
 
 SECOND_OPINION_DESCRIPTION = (
-    "Independent judgement on a question, plan or claim before you commit to it. Pass the "
-    "bare question, and separately your proposal and the user's position: the voice answers "
-    "the question blind, then judges the proposal, and reports how far the framing moved it. "
-    "Returns verdict, position, key premise, reasons, alternatives, what would change its mind."
+    "Independent judgement before you commit to an answer or plan. Give the bare question, "
+    "and separately your proposal and the user's position; the voice also answers blind and "
+    "reports how far the framing moved it. Reuse thread_id to push back."
 )
 MEDIATE_DESCRIPTION = (
-    "Mediate a disagreement between named parties (people, agents, or the user and you). "
-    "Each party is a separate speaker. Returns the mediator's own position, the crux, and per "
-    "party the strongest point, the mistake and what to concede."
+    "Mediate between named parties (people, agents, or the user and you); each is a separate "
+    "speaker. Returns the mediator's own position, the crux, and per party the strongest "
+    "point, the mistake and what to concede."
 )
-TOOL_ANNOTATIONS = ToolAnnotations(
-    read_only_hint=True, destructive_hint=False, idempotent_hint=False, open_world_hint=True
+FRAME_CHECK_DESCRIPTION = (
+    "Audit whether you followed the user's frame instead of thinking: pass the conversation "
+    "and/or your draft. Returns adopted premises, capitulations, the check you skipped, a "
+    "0-1 adoption score and what to say instead."
 )
+TOOL_ANNOTATIONS = ToolAnnotations(read_only_hint=True, open_world_hint=True)
 
 
 def build_server(
@@ -204,7 +219,6 @@ def build_server(
 
     @server.tool(
         name="second_opinion",
-        title="Second opinion",
         description=SECOND_OPINION_DESCRIPTION,
         annotations=TOOL_ANNOTATIONS,
     )
@@ -229,7 +243,6 @@ def build_server(
 
     @server.tool(
         name="mediate",
-        title="Mediate",
         description=MEDIATE_DESCRIPTION,
         annotations=TOOL_ANNOTATIONS,
     )
@@ -247,8 +260,37 @@ def build_server(
         voice = await state.voice(identity)
         return await _run(mediation_on_thread(voice, request, ledger, thread_id))
 
+    @server.tool(
+        name="frame_check",
+        description=FRAME_CHECK_DESCRIPTION,
+        annotations=TOOL_ANNOTATIONS,
+    )
+    async def frame_check(
+        conversation: Conversation = None,
+        draft: Draft = None,
+        context: ContextText = None,
+        identity: IdentityName = None,
+        thread_id: ThreadId = None,
+    ) -> FrameCheckResult:
+        request = _validated(
+            FrameCheckRequest, conversation=conversation or [], draft=draft, context=context
+        )
+        ledger = state.thread_ledger(thread_id)
+        voice = await state.voice(identity)
+        return await _run(run_frame_check(voice, request, ledger, thread_id))
+
     register_resources(server, state)
+    _compact_tool_schemas(server)
     return server
+
+
+def _compact_tool_schemas(server: MCPServer[ServerState]) -> None:
+    # Input descriptions are prompts for the calling model and stay; output
+    # field names say enough, so output descriptions go.
+    for tool in server._tool_manager.list_tools():
+        tool.parameters = compact_schema(tool.parameters, keep_descriptions=True)
+        if tool.fn_metadata.output_schema is not None:
+            tool.fn_metadata.output_schema = outline_schema(tool.fn_metadata.output_schema)
 
 
 def _validated(model: type[RequestT], **values: object) -> RequestT:

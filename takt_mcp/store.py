@@ -71,7 +71,8 @@ class Turn(BaseModel):
     pressure: list[str] = Field(default_factory=list)
     position: str
     bottom_line: str
-    confidence: float
+    # None for a frame audit, which rates the assistant rather than itself.
+    confidence: float | None
     key_premise: str
     would_change_my_mind: list[str] = Field(default_factory=list)
     result: dict[str, Any]

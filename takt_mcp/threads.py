@@ -76,7 +76,7 @@ def _statement(turn: Turn, voice: str) -> str:
     lines = [
         f"{voice}'s position: {turn.position}",
         f"Bottom line: {turn.bottom_line}",
-        f"Confidence: {turn.confidence:.2f}",
+        f"Confidence: {turn.confidence if turn.confidence is not None else 'n/a'}",
         f"Key premise: {turn.key_premise}",
     ]
     if turn.would_change_my_mind:

@@ -14,13 +14,17 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _confidence(value: float | None) -> str:
+    return "" if value is None else f"({value:.2f})"
+
+
 def _turn_lines(turn: Turn) -> list[str]:
     stance = turn.stance.upper()
     if turn.capitulation:
         stance += " (CAPITULATION)"
     head = (
         f"#{turn.index:<3} {turn.time:%Y-%m-%d %H:%M:%S}  {turn.tool:<14} {stance:<24} "
-        f"{_clip(turn.bottom_line, 40)} ({turn.confidence:.2f})"
+        f"{_clip(turn.bottom_line, 40)} {_confidence(turn.confidence)}"
     )
     lines = [head]
     indent = " " * 6

@@ -17,6 +17,7 @@ from takt_mcp.providers.base import (
     ProviderUnavailableError,
     ResultT,
     error_detail,
+    redact_secret,
     status_error,
     strict_json_schema,
 )
@@ -44,12 +45,23 @@ class AnthropicProvider:
                 hint="Set ANTHROPIC_API_KEY.",
             )
         self.model = settings.model or DEFAULT_ANTHROPIC_MODEL
+        # Kept to remove from error messages, because some servers echo the key.
+        self._api_key = settings.anthropic_api_key.get_secret_value()
         self._client = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key.get_secret_value(),
+            api_key=self._api_key,
             base_url=settings.anthropic_base_url,
             timeout=settings.timeout_seconds,
             max_retries=settings.max_retries,
         )
+        if settings.temperature is not None:
+            # messages.create in anthropic 2.x has no temperature parameter, so
+            # the setting is not sent.
+            logger.warning(
+                "TAKT_TEMPERATURE=%s is ignored: the Anthropic provider (anthropic SDK %s) "
+                "does not send sampling parameters. Unset it to silence this warning.",
+                settings.temperature,
+                anthropic.__version__,
+            )
 
     async def complete(self, request: ProviderRequest[ResultT]) -> Completion[ResultT]:
         result, usage, served_model, text = await complete_with_repair(
@@ -75,14 +87,12 @@ class AnthropicProvider:
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "output_config": {"format": {"type": "json_schema", "schema": schema}},
         }
-        if request.temperature is not None:
-            arguments["temperature"] = request.temperature
-
+        # No temperature: see the warning in __init__.
         try:
             response = await self._client.messages.create(**arguments)
         except self._anthropic.AnthropicError as error:
             raise map_anthropic_error(
-                self._anthropic, error, provider=self.name, model=self.model
+                self._anthropic, error, provider=self.name, model=self.model, secret=self._api_key
             ) from None
         return self._read_response(response)
 
@@ -114,9 +124,12 @@ class AnthropicProvider:
 
 
 def map_anthropic_error(
-    module: Any, error: Exception, *, provider: str, model: str
+    module: Any, error: Exception, *, provider: str, model: str, secret: str | None = None
 ) -> ProviderError:
-    """Translate a anthropic SDK exception into the project's provider errors."""
+    """Translate an anthropic SDK exception into the project's provider errors.
+
+    Every occurrence of `secret` (the API key) in the server's text is redacted.
+    """
     model = model or "(unresolved)"
     if isinstance(error, module.APITimeoutError):
         return ProviderTimeoutError(
@@ -127,7 +140,7 @@ def map_anthropic_error(
         )
     if isinstance(error, module.APIConnectionError):
         return ProviderUnavailableError(
-            f"could not connect ({error})",
+            f"could not connect ({redact_secret(str(error), secret)})",
             provider=provider,
             model=model,
             hint="Check the network and ANTHROPIC_BASE_URL if set.",
@@ -135,11 +148,12 @@ def map_anthropic_error(
     if isinstance(error, module.APIStatusError):
         return status_error(
             error.status_code,
-            error_detail(error),
+            error_detail(error, secret),
             provider=provider,
             model=model,
             retry_after=error.response.headers.get("retry-after"),
             key_variable="ANTHROPIC_API_KEY",
             not_found_hint="Check TAKT_MODEL.",
         )
-    return ProviderError(f"{type(error).__name__}: {error}", provider=provider, model=model)
+    text = redact_secret(str(error), secret)
+    return ProviderError(f"{type(error).__name__}: {text}", provider=provider, model=model)

@@ -220,15 +220,33 @@ def status_error(
     )
 
 
-def error_detail(error: Exception) -> str:
-    """Return the message from a vendor SDK status error's JSON body, cut to 300 characters."""
+REDACTED = "[redacted API key]"
+
+
+def redact_secret(text: str, secret: str | None) -> str:
+    """Replace each occurrence of an API key in text, such as a server's echo of it."""
+    if not secret:
+        return text
+    return text.replace(secret, REDACTED)
+
+
+MAX_ERROR_DETAIL_CHARS = 300
+
+
+def error_detail(error: Exception, secret: str | None = None) -> str:
+    """Return the message from a vendor SDK status error's JSON body, cut to 300 characters.
+
+    Every occurrence of `secret` (the API key) is redacted before the cut, so
+    no part of the key survives.
+    """
     body = getattr(error, "body", None)
+    message: str = str(getattr(error, "message", error))
     if isinstance(body, dict):
         inner = body.get("error")
         if isinstance(inner, dict) and isinstance(inner.get("message"), str):
-            return str(inner["message"])[:300]
-        if isinstance(body.get("message"), str):
-            return str(body["message"])[:300]
-        if isinstance(inner, str):
-            return inner[:300]
-    return str(getattr(error, "message", error))[:300]
+            message = inner["message"]
+        elif isinstance(body.get("message"), str):
+            message = body["message"]
+        elif isinstance(inner, str):
+            message = inner
+    return redact_secret(message, secret)[:MAX_ERROR_DETAIL_CHARS]

@@ -18,6 +18,7 @@ from takt_mcp.providers.base import (
     ProviderUnavailableError,
     ResultT,
     error_detail,
+    redact_secret,
     schema_instruction,
     status_error,
     strict_json_schema,
@@ -54,6 +55,8 @@ class OpenAIProvider:
         self._openai = openai
         self.base_url = settings.openai_base_url
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        # Kept to remove from error messages, because some servers echo the key.
+        self._api_key = key
         if key is None and self.base_url is None:
             raise ProviderAuthenticationError(
                 "no API key",
@@ -186,11 +189,18 @@ class OpenAIProvider:
         return choice.message.content or "", usage, response.model or self.model
 
     def _map_error(self, error: openai.OpenAIError) -> ProviderError:
-        return map_openai_error(self._openai, error, provider=self.name, model=self.model)
+        return map_openai_error(
+            self._openai, error, provider=self.name, model=self.model, secret=self._api_key
+        )
 
 
-def map_openai_error(module: Any, error: Exception, *, provider: str, model: str) -> ProviderError:
-    """Translate a openai SDK exception into the project's provider errors."""
+def map_openai_error(
+    module: Any, error: Exception, *, provider: str, model: str, secret: str | None = None
+) -> ProviderError:
+    """Translate an openai SDK exception into the project's provider errors.
+
+    Every occurrence of `secret` (the API key) in the server's text is redacted.
+    """
     model = model or "(unresolved)"
     if isinstance(error, module.APITimeoutError):
         return ProviderTimeoutError(
@@ -201,7 +211,7 @@ def map_openai_error(module: Any, error: Exception, *, provider: str, model: str
         )
     if isinstance(error, module.APIConnectionError):
         return ProviderUnavailableError(
-            f"could not connect ({error})",
+            f"could not connect ({redact_secret(str(error), secret)})",
             provider=provider,
             model=model,
             hint="Check OPENAI_BASE_URL and that the server is running.",
@@ -209,11 +219,12 @@ def map_openai_error(module: Any, error: Exception, *, provider: str, model: str
     if isinstance(error, module.APIStatusError):
         return status_error(
             error.status_code,
-            error_detail(error),
+            error_detail(error, secret),
             provider=provider,
             model=model,
             retry_after=error.response.headers.get("retry-after"),
             key_variable="OPENAI_API_KEY",
             not_found_hint="Check TAKT_MODEL and OPENAI_BASE_URL.",
         )
-    return ProviderError(f"{type(error).__name__}: {error}", provider=provider, model=model)
+    text = redact_secret(str(error), secret)
+    return ProviderError(f"{type(error).__name__}: {text}", provider=provider, model=model)
