@@ -19,6 +19,7 @@ from takt_mcp.caching import CachingProvider
 from takt_mcp.config import ConfigError, Settings, load_settings
 from takt_mcp.deliberation import InputTooLargeError, Voice
 from takt_mcp.identity import IdentityError, IdentityRegistry, UnknownIdentityError
+from takt_mcp.pricing import PriceTable, PricingError
 from takt_mcp.providers import (
     Provider,
     ProviderError,
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"provider": getattr(args, "provider", None), "model": getattr(args, "model", None)},
         )
         identities = IdentityRegistry.load(settings.identity_dir)
-    except (ConfigError, IdentityError) as error:
+        PriceTable.load(settings.prices_file)
+    except (ConfigError, IdentityError, PricingError) as error:
         print(f"takt-mcp: error: {error}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -277,7 +279,9 @@ async def _session(
         if stores.cache is not None:
             provider = CachingProvider(provider, stores.cache)
         try:
-            yield Voice(provider=provider, identity=block, settings=settings), stores.ledger
+            prices = PriceTable.load(settings.prices_file)
+            voice = Voice(provider=provider, identity=block, settings=settings, prices=prices)
+            yield voice, stores.ledger
         finally:
             await provider.aclose()
     finally:

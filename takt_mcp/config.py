@@ -56,6 +56,8 @@ class Settings(BaseModel):
     cache_size_mb: int = Field(DEFAULT_CACHE_SIZE_MB, gt=0)
     max_turns: int = Field(DEFAULT_MAX_TURNS, gt=0)
     max_threads: int = Field(DEFAULT_MAX_THREADS, gt=0)
+    prices_file: Path | None = Field(None, description="JSON file of model prices.")
+    budget_usd: float | None = Field(None, gt=0, description="Daily spend cap in USD.")
 
     def ledger_dir(self) -> Path:
         """Return the thread ledger's folder: TAKT_DATA_DIR, else the user data folder."""
@@ -68,6 +70,10 @@ class Settings(BaseModel):
         if self.data_dir is not None:
             return self.data_dir / "cache"
         return Path(platformdirs.user_cache_dir("takt-mcp", appauthor=False)) / "responses"
+
+    def spend_dir(self) -> Path:
+        """Return the folder of the daily spend record, beside the ledger."""
+        return self.ledger_dir().parent / "spend"
 
     def resolved_provider(self) -> ProviderName | None:
         """Return the provider to use: the explicit choice, else the first configured."""
@@ -101,6 +107,8 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TAKT_CACHE_SIZE_MB": "cache_size_mb",
     "TAKT_MAX_TURNS": "max_turns",
     "TAKT_MAX_THREADS": "max_threads",
+    "TAKT_PRICES": "prices_file",
+    "TAKT_BUDGET_USD": "budget_usd",
 }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
@@ -21,6 +21,7 @@ from takt_mcp import tasks
 from takt_mcp.config import Settings
 from takt_mcp.frames import compare_frames
 from takt_mcp.identity import IdentityBlock
+from takt_mcp.pricing import BUILTIN_PRICES, PriceTable
 from takt_mcp.providers.base import (
     Completion,
     Message,
@@ -47,6 +48,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
+# Characters per token when estimating a request's size before it is sent.
+CHARS_PER_TOKEN = 4
 HOST = "the host"
 HUMAN = "the human"
 NOT_ASSESSED = "(the model gave no assessment of this participant)"
@@ -63,6 +66,7 @@ class Voice:
     provider: Provider
     identity: IdentityBlock
     settings: Settings
+    prices: PriceTable = field(default_factory=lambda: PriceTable(dict(BUILTIN_PRICES)))
 
 
 # --- limits ------------------------------------------------------------------
@@ -319,19 +323,37 @@ def align_assessments(
     return aligned
 
 
+def estimate_cost(voice: Voice, input_chars: int, requests: int) -> float | None:
+    """Return an upper estimate of a call's cost in USD before it runs, or None if unknown."""
+    system_chars = len(voice.identity.text) + 3_000
+    estimate = Usage(
+        input_tokens=requests * (system_chars + input_chars) // CHARS_PER_TOKEN,
+        output_tokens=requests * voice.settings.max_output_tokens,
+    )
+    return voice.prices.cost(voice.provider.model, estimate)
+
+
 def run_metadata(voice: Voice, completions: list[Completion[Any]]) -> RunMetadata:
     """Summarise a call; usage counts only requests that reached the provider."""
     usage = Usage()
     for completion in completions:
         if not completion.cached:
             usage = usage + completion.usage
+    model = completions[-1].model if completions else voice.provider.model
+    cost = voice.prices.cost(model, usage)
+    note = None
+    if cost is None:
+        note = f"no price known for model {model!r}; add it with TAKT_PRICES"
     return RunMetadata(
         identity=voice.identity.name,
         identity_version=voice.identity.version,
         identity_hash=voice.identity.sha256,
         provider=voice.provider.name,
-        model=completions[-1].model if completions else voice.provider.model,
+        model=model,
         usage=usage,
+        cost_usd=cost,
+        cost_note=note,
+        independent=voice.provider.independent,
         cached=bool(completions) and all(c.cached for c in completions),
     )
 

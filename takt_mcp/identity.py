@@ -90,7 +90,7 @@ def parse_identity(source: str, path: Path) -> IdentityBlock:
             f"add a '{FRONT_MATTER_FENCE}' line after the metadata."
         )
 
-    metadata = _parse_front_matter("\n".join(lines[1:closing]), path)
+    metadata = _parse_front_matter("\n".join(lines[1:closing]), path, closing - 1)
     text = "\n".join(lines[closing + 1 :]).strip()
     if len(text) < MIN_BLOCK_CHARS:
         raise IdentityError(
@@ -111,14 +111,14 @@ def parse_identity(source: str, path: Path) -> IdentityBlock:
     )
 
 
-def _parse_front_matter(toml_text: str, path: Path) -> IdentityMetadata:
+def _parse_front_matter(toml_text: str, path: Path, line_count: int) -> IdentityMetadata:
     try:
         data = tomllib.loads(toml_text)
     except tomllib.TOMLDecodeError as error:
         # tomllib counts lines from the start of the front matter; the file
         # has the opening fence on line 1 before it. Python 3.14 added lineno;
         # older versions give the line only in the message.
-        line = _toml_error_line(error) + 1
+        line = _toml_error_line(error, line_count) + 1
         raise IdentityError(f"{path}:{line}: invalid TOML front matter: {error}") from None
     try:
         return IdentityMetadata.model_validate(data)
@@ -133,12 +133,15 @@ def _parse_front_matter(toml_text: str, path: Path) -> IdentityMetadata:
         ) from None
 
 
-def _toml_error_line(error: tomllib.TOMLDecodeError) -> int:
+def _toml_error_line(error: tomllib.TOMLDecodeError, line_count: int) -> int:
     lineno = getattr(error, "lineno", None)
     if isinstance(lineno, int):
         return lineno
     match = re.search(r"at line (\d+)", str(error))
-    return int(match.group(1)) if match else 1
+    if match:
+        return int(match.group(1))
+    # "at end of document": the problem is on the last front-matter line.
+    return max(line_count, 1)
 
 
 def builtin_identity_dir() -> Path:

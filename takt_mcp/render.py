@@ -22,6 +22,10 @@ def _items(title: str, items: list[str]) -> list[str]:
     return lines
 
 
+def _cost(metadata: RunMetadata) -> str:
+    return "cost unknown" if metadata.cost_usd is None else f"${metadata.cost_usd:.4f}"
+
+
 def _footer(metadata: RunMetadata, thread_id: str | None) -> str:
     usage = metadata.usage
     cached = ", cached" if metadata.cached else ""
@@ -33,7 +37,7 @@ def _footer(metadata: RunMetadata, thread_id: str | None) -> str:
             f"-- identity {metadata.identity} {metadata.identity_version} "
             f"({metadata.identity_hash[:12]}), {metadata.provider}/{metadata.model}, "
             f"{usage.requests} requests, {usage.input_tokens} tokens in, "
-            f"{usage.output_tokens} out{cached}"
+            f"{usage.output_tokens} out{cached}, {_cost(metadata)}"
         ).lstrip("\n")
     )
 

@@ -19,8 +19,9 @@ RECENT_THREADS = 50
 def thread_line(record: ThreadRecord) -> str:
     """Return one line about a thread: id, time, turns, last stance and bottom line."""
     last = record.turns[-1] if record.turns else None
-    summary = f"{last.stance}: {last.bottom_line}" if last else "(no turns)"
-    question = (record.turns[0].question or "") if record.turns else ""
+    # Whitespace is collapsed so that one thread is always one line.
+    summary = f"{last.stance}: {' '.join(last.bottom_line.split())}" if last else "(no turns)"
+    question = " ".join((record.turns[0].question or "").split()) if record.turns else ""
     if len(question) > 60:
         question = question[:57] + "..."
     return (

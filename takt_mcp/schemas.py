@@ -297,6 +297,13 @@ class RunMetadata(BaseModel):
     provider: str
     model: str
     usage: Usage
+    cost_usd: float | None = Field(
+        None, description="Estimated cost of the requests in USD; null when the price is unknown."
+    )
+    cost_note: str | None = None
+    independent: bool = Field(
+        True, description="False when the voice is the host's own model (MCP sampling)."
+    )
     cached: bool = Field(description="True when every request was answered from the cache.")
 
 

@@ -10,18 +10,26 @@ from dataclasses import dataclass, field
 from typing import Annotated, TypeVar
 
 import anyio
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field, ValidationError
 
 from takt_mcp import __version__
-from takt_mcp.audit import run_frame_check
+from takt_mcp.audit import frame_check_fields, run_frame_check
+from takt_mcp.budget import BudgetExceededError, SpendTracker
 from takt_mcp.caching import CachingProvider
 from takt_mcp.compact import compact_schema, outline_schema
 from takt_mcp.config import Settings
-from takt_mcp.deliberation import InputTooLargeError, Voice
+from takt_mcp.deliberation import (
+    InputTooLargeError,
+    Voice,
+    estimate_cost,
+    mediation_fields,
+    second_opinion_fields,
+)
 from takt_mcp.identity import IdentityRegistry, UnknownIdentityError
+from takt_mcp.pricing import PriceTable
 from takt_mcp.providers import (
     Provider,
     ProviderError,
@@ -39,6 +47,7 @@ from takt_mcp.schemas import (
     MediationRequest,
     MediationResult,
     Participant,
+    RunMetadata,
     SecondOpinionRequest,
     SecondOpinionResult,
 )
@@ -64,6 +73,7 @@ INSTRUCTIONS = (
 )
 
 ProviderFactory = Callable[[Settings], Provider]
+PROGRESS_INTERVAL_SECONDS = 3.0
 RequestT = TypeVar("RequestT", SecondOpinionRequest, MediationRequest, FrameCheckRequest)
 ResultT = TypeVar("ResultT")
 
@@ -75,8 +85,11 @@ class ServerState:
     settings: Settings
     identities: IdentityRegistry
     provider_factory: ProviderFactory
+    prices: PriceTable = field(default_factory=lambda: PriceTable.load(None))
     ledger: Ledger | None = None
     cache: ResponseCache | None = None
+    spend: SpendTracker | None = None
+    spend_error: str | None = None
     # Why the ledger is unavailable; calls with a thread id report it.
     ledger_error: str | None = None
     _provider: Provider | None = None
@@ -85,11 +98,40 @@ class ServerState:
     async def open_stores(self) -> None:
         """Open the ledger and the cache; a broken store disables only what needs it."""
         stores = await anyio.to_thread.run_sync(open_stores, self.settings)
-        self.ledger, self.cache, self.ledger_error = (
-            stores.ledger,
-            stores.cache,
-            stores.ledger_error,
-        )
+        self.ledger, self.cache = stores.ledger, stores.cache
+        self.ledger_error = stores.ledger_error
+        budget = self.settings.budget_usd
+        if budget is not None:
+            try:
+                self.spend = await anyio.to_thread.run_sync(
+                    SpendTracker, self.settings.spend_dir(), budget
+                )
+            except StoreError as error:
+                # Fail closed: with a budget set, no call runs without its record.
+                self.spend_error = str(error)
+                logger.error("%s Calls are refused until the spend record opens.", error)
+
+    async def check_budget(self, voice: Voice, input_chars: int, requests: int) -> None:
+        """Refuse a call before any request when it could exceed TAKT_BUDGET_USD."""
+        if self.settings.budget_usd is None:
+            return
+        if self.spend is None:
+            raise ToolError(self.spend_error or "The spend record is not open.")
+        estimate = estimate_cost(voice, input_chars, requests)
+        if estimate is None:
+            raise ToolError(
+                f"TAKT_BUDGET_USD is set but no price is known for model "
+                f"{voice.provider.model!r}, so the cost cannot be bounded. Add the model to "
+                "the TAKT_PRICES file or unset TAKT_BUDGET_USD."
+            )
+        try:
+            await anyio.to_thread.run_sync(self.spend.check, estimate)
+        except BudgetExceededError as error:
+            raise ToolError(str(error)) from None
+
+    async def record_spend(self, metadata: RunMetadata) -> None:
+        if self.spend is not None and metadata.cost_usd:
+            await anyio.to_thread.run_sync(self.spend.record, metadata.cost_usd)
 
     async def provider(self) -> Provider:
         # Created on first use, so a server with no provider configured still
@@ -116,7 +158,7 @@ class ServerState:
     async def aclose(self) -> None:
         if self._provider is not None:
             await self._provider.aclose()
-        for store in (self.ledger, self.cache):
+        for store in (self.ledger, self.cache, self.spend):
             if store is not None:
                 store.close()
 
@@ -129,7 +171,7 @@ class ServerState:
             provider = await self.provider()
         except (ProviderNotConfiguredError, ProviderError) as error:
             raise ToolError(str(error)) from None
-        return Voice(provider=provider, identity=block, settings=self.settings)
+        return Voice(provider=provider, identity=block, settings=self.settings, prices=self.prices)
 
 
 # --- argument types: the Field descriptions are prompts for the calling model ---
@@ -198,7 +240,9 @@ def build_server(
 ) -> MCPServer[ServerState]:
     """Build the MCP server; the provider is created on the first tool call."""
 
-    state = ServerState(settings, identities, provider_factory)
+    state = ServerState(
+        settings, identities, provider_factory, prices=PriceTable.load(settings.prices_file)
+    )
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
@@ -223,6 +267,7 @@ def build_server(
         annotations=TOOL_ANNOTATIONS,
     )
     async def second_opinion(
+        ctx: Context,
         question: Question,
         proposal: Proposal = None,
         user_position: UserPosition = None,
@@ -239,7 +284,11 @@ def build_server(
         )
         ledger = state.thread_ledger(thread_id)
         voice = await state.voice(identity)
-        return await _run(second_opinion_on_thread(voice, request, ledger, thread_id))
+        requests = 2 if request.is_framed() or thread_id else 1
+        await state.check_budget(voice, _chars(second_opinion_fields(request)), requests)
+        result = await _run(second_opinion_on_thread(voice, request, ledger, thread_id), ctx, voice)
+        await state.record_spend(result.metadata)
+        return result
 
     @server.tool(
         name="mediate",
@@ -247,6 +296,7 @@ def build_server(
         annotations=TOOL_ANNOTATIONS,
     )
     async def mediate(
+        ctx: Context,
         participants: Participants,
         question: DisputeQuestion = None,
         context: ContextText = None,
@@ -258,7 +308,11 @@ def build_server(
         )
         ledger = state.thread_ledger(thread_id)
         voice = await state.voice(identity)
-        return await _run(mediation_on_thread(voice, request, ledger, thread_id))
+        requests = 2 if request.question or thread_id else 1
+        await state.check_budget(voice, _chars(mediation_fields(request)), requests)
+        result = await _run(mediation_on_thread(voice, request, ledger, thread_id), ctx, voice)
+        await state.record_spend(result.metadata)
+        return result
 
     @server.tool(
         name="frame_check",
@@ -266,6 +320,7 @@ def build_server(
         annotations=TOOL_ANNOTATIONS,
     )
     async def frame_check(
+        ctx: Context,
         conversation: Conversation = None,
         draft: Draft = None,
         context: ContextText = None,
@@ -277,7 +332,10 @@ def build_server(
         )
         ledger = state.thread_ledger(thread_id)
         voice = await state.voice(identity)
-        return await _run(run_frame_check(voice, request, ledger, thread_id))
+        await state.check_budget(voice, _chars(frame_check_fields(request)), 1)
+        result = await _run(run_frame_check(voice, request, ledger, thread_id), ctx, voice)
+        await state.record_spend(result.metadata)
+        return result
 
     register_resources(server, state)
     _compact_tool_schemas(server)
@@ -293,6 +351,10 @@ def _compact_tool_schemas(server: MCPServer[ServerState]) -> None:
             tool.fn_metadata.output_schema = outline_schema(tool.fn_metadata.output_schema)
 
 
+def _chars(fields: dict[str, str | None]) -> int:
+    return sum(len(text) for text in fields.values() if text)
+
+
 def _validated(model: type[RequestT], **values: object) -> RequestT:
     try:
         return model.model_validate(values)
@@ -304,11 +366,51 @@ def _validated(model: type[RequestT], **values: object) -> RequestT:
         raise ToolError(f"Invalid arguments: {problems}") from None
 
 
-async def _run(call: Awaitable[ResultT]) -> ResultT:
+async def _run(call: Awaitable[ResultT], ctx: Context, voice: Voice) -> ResultT:
+    """Await a tool's work under the per-call deadline, reporting progress meanwhile.
+
+    Client cancellation arrives as a cancellation of this task: it cancels the
+    provider request, and the ledger is written only after a result exists.
+    """
+    outcome: ResultT | Exception
+    async with anyio.create_task_group() as group:
+        group.start_soon(_report_progress, ctx, voice)
+        outcome = await _within_deadline(call, voice)
+        group.cancel_scope.cancel()
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def _within_deadline(call: Awaitable[ResultT], voice: Voice) -> ResultT | Exception:
+    # Errors are returned, not raised, so the task group does not wrap them.
+    deadline = voice.settings.timeout_seconds
     try:
-        return await call
+        with anyio.fail_after(deadline):
+            return await call
+    except TimeoutError:
+        logger.warning("call timed out after %g s", deadline)
+        return ToolError(
+            f"{voice.provider.name} model {voice.provider.model!r}: no result within "
+            f"{deadline:g} s (TAKT_TIMEOUT). Retry, shorten the input, use a faster model, "
+            "or raise TAKT_TIMEOUT below your host's own tool timeout."
+        )
     except (InputTooLargeError, ThreadNotFoundError, LedgerLimitError, StoreError) as error:
-        raise ToolError(str(error)) from None
+        return ToolError(str(error))
     except ProviderError as error:
         logger.warning("provider call failed: %s", error)
-        raise ToolError(str(error)) from None
+        return ToolError(str(error))
+
+
+async def _report_progress(ctx: Context, voice: Voice) -> None:
+    """Send a progress notification every few seconds; a no-op without a progress token."""
+    started = anyio.current_time()
+    deadline = voice.settings.timeout_seconds
+    while True:
+        await anyio.sleep(PROGRESS_INTERVAL_SECONDS)
+        elapsed = anyio.current_time() - started
+        await ctx.report_progress(
+            min(elapsed, deadline),
+            deadline,
+            f"waiting for {voice.provider.name} model {voice.provider.model}: {elapsed:.0f} s",
+        )

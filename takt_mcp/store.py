@@ -133,7 +133,8 @@ def _restrict_files(path: Path) -> None:
         item.chmod(_PRIVATE_DIR if item.is_dir() else _PRIVATE_FILE)
 
 
-def _open(path: Path, what: str, **options: Any) -> diskcache.Cache:
+def open_private_cache(path: Path, what: str, **options: Any) -> diskcache.Cache:
+    """Open a diskcache store in an owner-only folder, raising StoreError naming the path."""
     try:
         _make_private_dir(path)
         with _private_umask():
@@ -157,7 +158,7 @@ class Ledger:
         self.max_turns = max_turns
         self.max_threads = max_threads
         # No eviction and no culling: a thread is user data.
-        self._cache = _open(
+        self._cache = open_private_cache(
             path, "thread ledger", eviction_policy="none", cull_limit=0, size_limit=2**62
         )
         self._locks: dict[str, anyio.Lock] = {}
@@ -225,8 +226,13 @@ class Ledger:
                 continue
             thread_id = str(key).removeprefix(_THREAD_KEY_PREFIX)
             raw = self._read(thread_id)
-            if raw is not None:
+            if raw is None:
+                continue
+            try:
                 records.append(self._parse(thread_id, raw))
+            except StoreError as error:
+                # One damaged thread must not hide the others.
+                logger.error("skipping thread %s: %s", thread_id, error)
         return sorted(records, key=lambda record: record.updated_at, reverse=True)
 
     def prune(self, keep: int) -> list[str]:
@@ -300,7 +306,7 @@ class ResponseCache:
     def __init__(self, path: Path, *, ttl_seconds: float, size_limit_bytes: int) -> None:
         self.path = path
         self.ttl_seconds = ttl_seconds
-        self._cache = _open(
+        self._cache = open_private_cache(
             path,
             "response cache",
             eviction_policy="least-recently-stored",

@@ -293,7 +293,9 @@ async def mediation_on_thread(
             )
         )
         ruling: MediationRuling = ruling_completion.result
-        changed = ruling.decision == "update"
+        changed = ruling.decision == "update" or not bottom_lines_agree(
+            record.turns[-1].bottom_line, ruling.recommendation
+        )
         result = MediationResult(
             own_position=ruling.own_position,
             crux=ruling.crux,
