@@ -18,6 +18,7 @@ from takt_mcp import __version__
 from takt_mcp.caching import CachingProvider
 from takt_mcp.config import ConfigError, Settings, load_settings
 from takt_mcp.deliberation import InputTooLargeError, Voice
+from takt_mcp.doctor import run_doctor
 from takt_mcp.identity import IdentityError, IdentityRegistry, UnknownIdentityError
 from takt_mcp.pricing import PriceTable, PricingError
 from takt_mcp.providers import (
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("identities", parents=[common], help="list the identity blocks")
 
+    commands.add_parser(
+        "doctor", parents=[common], help="check the configuration and make one tiny request"
+    )
+
     threads = commands.add_parser("threads", parents=[common], help="read and manage threads")
     thread_commands = threads.add_subparsers(dest="thread_command", metavar="ACTION", required=True)
     thread_commands.add_parser("list", help="list threads, most recent first")
@@ -146,6 +151,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return list_identities(identities)
     if command == "threads":
         return manage_threads(settings, args)
+    if command == "doctor":
+        lines, healthy = anyio.run(run_doctor, settings, identities)
+        print("\n".join(lines))
+        return 0 if healthy else EXIT_FAILURE
     try:
         if command == "ask":
             return anyio.run(ask, settings, identities, args)

@@ -1,13 +1,15 @@
-"""MCP resources: the thread ledger, read-only."""
+"""MCP resources: the thread ledger and the identity blocks, read-only."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 
+from takt_mcp.identity import UnknownIdentityError
 from takt_mcp.store import StoreError, ThreadNotFoundError, ThreadRecord, is_thread_id
 
 if TYPE_CHECKING:
@@ -65,3 +67,34 @@ def register_resources(server: MCPServer[ServerState], state: ServerState) -> No
         except (ThreadNotFoundError, StoreError) as error:
             raise ResourceError(str(error)) from None
         return record.model_dump_json(indent=2)
+
+
+def register_identity_resources(server: MCPServer[ServerState], state: ServerState) -> None:
+    @server.resource(
+        "takt://identities",
+        name="identities",
+        description="Identity blocks: name, version, hash and description, one per line.",
+        mime_type="text/plain",
+    )
+    async def identities() -> str:
+        return "\n".join(
+            f"{block.name}  {block.version}  {block.short_hash}  {block.description}"
+            for block in state.identities.blocks()
+        )
+
+    @server.resource(
+        "takt://identities/{name}",
+        name="identity",
+        description="One identity block: its front matter and the text sent to the model.",
+        mime_type="text/markdown",
+    )
+    async def identity(name: str) -> str:
+        try:
+            block = state.identities.get(name)
+        except UnknownIdentityError as error:
+            raise ResourceError(str(error)) from None
+        return (
+            f"+++\nname = {json.dumps(block.name)}\nversion = {json.dumps(block.version)}\n"
+            f"description = {json.dumps(block.description)}\n"
+            f"sha256 = {json.dumps(block.sha256)}\n+++\n{block.text}\n"
+        )

@@ -30,13 +30,14 @@ from takt_mcp.deliberation import (
 )
 from takt_mcp.identity import IdentityRegistry, UnknownIdentityError
 from takt_mcp.pricing import PriceTable
+from takt_mcp.prompts import register_prompts
 from takt_mcp.providers import (
     Provider,
     ProviderError,
     ProviderNotConfiguredError,
     create_provider,
 )
-from takt_mcp.resources import register_resources
+from takt_mcp.resources import register_identity_resources, register_resources
 from takt_mcp.schemas import (
     MAX_PARTICIPANTS,
     MAX_TURNS,
@@ -338,6 +339,8 @@ def build_server(
         return result
 
     register_resources(server, state)
+    register_identity_resources(server, state)
+    register_prompts(server)
     _compact_tool_schemas(server)
     return server
 
