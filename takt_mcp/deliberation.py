@@ -342,7 +342,9 @@ def run_metadata(voice: Voice, completions: list[Completion[Any]]) -> RunMetadat
     model = completions[-1].model if completions else voice.provider.model
     cost = voice.prices.cost(model, usage)
     note = None
-    if cost is None:
+    if not voice.provider.independent:
+        note = "the host's own model answered through MCP sampling; the host bears the cost"
+    elif cost is None:
         note = f"no price known for model {model!r}; add it with TAKT_PRICES"
     return RunMetadata(
         identity=voice.identity.name,

@@ -12,7 +12,7 @@ from typing import Annotated, TypeVar
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.types import ToolAnnotations
+from mcp.types import InputRequiredResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from takt_mcp import __version__
@@ -36,6 +36,11 @@ from takt_mcp.providers import (
     ProviderError,
     ProviderNotConfiguredError,
     create_provider,
+)
+from takt_mcp.providers.sampling import (
+    SamplingInputRequired,
+    SamplingProvider,
+    client_supports_sampling,
 )
 from takt_mcp.resources import register_identity_resources, register_resources
 from takt_mcp.schemas import (
@@ -114,7 +119,7 @@ class ServerState:
 
     async def check_budget(self, voice: Voice, input_chars: int, requests: int) -> None:
         """Refuse a call before any request when it could exceed TAKT_BUDGET_USD."""
-        if self.settings.budget_usd is None:
+        if self.settings.budget_usd is None or not voice.provider.independent:
             return
         if self.spend is None:
             raise ToolError(self.spend_error or "The spend record is not open.")
@@ -163,15 +168,27 @@ class ServerState:
             if store is not None:
                 store.close()
 
-    async def voice(self, identity: str | None) -> Voice:
+    async def voice(self, identity: str | None, ctx: Context) -> Voice:
         try:
             block = self.identities.get(identity or self.settings.default_identity)
         except UnknownIdentityError as error:
             raise ToolError(str(error)) from None
-        try:
-            provider = await self.provider()
-        except (ProviderNotConfiguredError, ProviderError) as error:
-            raise ToolError(str(error)) from None
+        choice = self.settings.resolved_provider()
+        # Sampling is the last fallback: used when asked for, or when nothing
+        # else is configured and the client offers it.
+        provider: Provider
+        if choice == "sampling" or (choice is None and client_supports_sampling(ctx)):
+            if not client_supports_sampling(ctx):
+                raise ToolError(
+                    "TAKT_PROVIDER=sampling, but this client did not declare the sampling "
+                    "capability. Use a host that supports MCP sampling or set a provider key."
+                )
+            provider = SamplingProvider(ctx)
+        else:
+            try:
+                provider = await self.provider()
+            except (ProviderNotConfiguredError, ProviderError) as error:
+                raise ToolError(str(error)) from None
         return Voice(provider=provider, identity=block, settings=self.settings, prices=self.prices)
 
 
@@ -275,7 +292,7 @@ def build_server(
         context: ContextText = None,
         identity: IdentityName = None,
         thread_id: ThreadId = None,
-    ) -> SecondOpinionResult:
+    ) -> SecondOpinionResult | InputRequiredResult:
         request = _validated(
             SecondOpinionRequest,
             question=question,
@@ -284,11 +301,12 @@ def build_server(
             context=context,
         )
         ledger = state.thread_ledger(thread_id)
-        voice = await state.voice(identity)
+        voice = await state.voice(identity, ctx)
         requests = 2 if request.is_framed() or thread_id else 1
         await state.check_budget(voice, _chars(second_opinion_fields(request)), requests)
         result = await _run(second_opinion_on_thread(voice, request, ledger, thread_id), ctx, voice)
-        await state.record_spend(result.metadata)
+        if not isinstance(result, InputRequiredResult):
+            await state.record_spend(result.metadata)
         return result
 
     @server.tool(
@@ -303,16 +321,17 @@ def build_server(
         context: ContextText = None,
         identity: IdentityName = None,
         thread_id: ThreadId = None,
-    ) -> MediationResult:
+    ) -> MediationResult | InputRequiredResult:
         request = _validated(
             MediationRequest, participants=participants, question=question, context=context
         )
         ledger = state.thread_ledger(thread_id)
-        voice = await state.voice(identity)
+        voice = await state.voice(identity, ctx)
         requests = 2 if request.question or thread_id else 1
         await state.check_budget(voice, _chars(mediation_fields(request)), requests)
         result = await _run(mediation_on_thread(voice, request, ledger, thread_id), ctx, voice)
-        await state.record_spend(result.metadata)
+        if not isinstance(result, InputRequiredResult):
+            await state.record_spend(result.metadata)
         return result
 
     @server.tool(
@@ -327,15 +346,16 @@ def build_server(
         context: ContextText = None,
         identity: IdentityName = None,
         thread_id: ThreadId = None,
-    ) -> FrameCheckResult:
+    ) -> FrameCheckResult | InputRequiredResult:
         request = _validated(
             FrameCheckRequest, conversation=conversation or [], draft=draft, context=context
         )
         ledger = state.thread_ledger(thread_id)
-        voice = await state.voice(identity)
+        voice = await state.voice(identity, ctx)
         await state.check_budget(voice, _chars(frame_check_fields(request)), 1)
         result = await _run(run_frame_check(voice, request, ledger, thread_id), ctx, voice)
-        await state.record_spend(result.metadata)
+        if not isinstance(result, InputRequiredResult):
+            await state.record_spend(result.metadata)
         return result
 
     register_resources(server, state)
@@ -369,13 +389,15 @@ def _validated(model: type[RequestT], **values: object) -> RequestT:
         raise ToolError(f"Invalid arguments: {problems}") from None
 
 
-async def _run(call: Awaitable[ResultT], ctx: Context, voice: Voice) -> ResultT:
+async def _run(
+    call: Awaitable[ResultT], ctx: Context, voice: Voice
+) -> ResultT | InputRequiredResult:
     """Await a tool's work under the per-call deadline, reporting progress meanwhile.
 
     Client cancellation arrives as a cancellation of this task: it cancels the
     provider request, and the ledger is written only after a result exists.
     """
-    outcome: ResultT | Exception
+    outcome: ResultT | InputRequiredResult | Exception
     async with anyio.create_task_group() as group:
         group.start_soon(_report_progress, ctx, voice)
         outcome = await _within_deadline(call, voice)
@@ -385,12 +407,17 @@ async def _run(call: Awaitable[ResultT], ctx: Context, voice: Voice) -> ResultT:
     return outcome
 
 
-async def _within_deadline(call: Awaitable[ResultT], voice: Voice) -> ResultT | Exception:
+async def _within_deadline(
+    call: Awaitable[ResultT], voice: Voice
+) -> ResultT | InputRequiredResult | Exception:
     # Errors are returned, not raised, so the task group does not wrap them.
     deadline = voice.settings.timeout_seconds
     try:
         with anyio.fail_after(deadline):
             return await call
+    except SamplingInputRequired:
+        assert isinstance(voice.provider, SamplingProvider)
+        return voice.provider.input_required()
     except TimeoutError:
         logger.warning("call timed out after %g s", deadline)
         return ToolError(

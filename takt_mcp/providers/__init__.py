@@ -48,5 +48,11 @@ def create_provider(settings: Settings) -> Provider:
             from takt_mcp.providers.openai import OpenAIProvider
 
             return OpenAIProvider(settings)
+        case "sampling":
+            # A sampling provider belongs to one tool call; the server creates it.
+            raise ProviderNotConfiguredError(
+                "TAKT_PROVIDER=sampling works only inside the MCP server, where the host's "
+                "model answers; set a provider key for terminal commands."
+            )
         case None:
             raise ProviderNotConfiguredError()

@@ -125,12 +125,14 @@ class InvalidOutputError(ProviderError):
 class ProviderNotConfiguredError(Exception):
     """No provider is configured; the message names the variables to set."""
 
-    def __init__(self) -> None:
+    def __init__(self, message: str | None = None) -> None:
         super().__init__(
-            "No LLM provider is configured. Set ANTHROPIC_API_KEY, or OPENAI_API_KEY, "
+            message
+            or "No LLM provider is configured. Set ANTHROPIC_API_KEY, or OPENAI_API_KEY, "
             "or OPENAI_BASE_URL for an OpenAI-compatible server (Ollama, llama.cpp, vLLM, "
             "LM Studio) in the server's environment, then restart it. TAKT_PROVIDER and "
-            "TAKT_MODEL pick the provider and model explicitly."
+            "TAKT_MODEL pick the provider and model explicitly; a host that supports MCP "
+            "sampling can also lend its own model (TAKT_PROVIDER=sampling)."
         )
 
 
