@@ -19,7 +19,7 @@ from takt_mcp.frames import bottom_lines_agree
 from takt_mcp.providers.base import Completion, Message, ProviderRequest
 from takt_mcp.quoting import Quoter
 from takt_mcp.schemas import FrameAudit, FrameCheckRequest, FrameCheckResult, Stance
-from takt_mcp.store import Ledger, Turn, now
+from takt_mcp.store import Ledger, Turn, new_thread_id, now
 from takt_mcp.threads import input_digest
 
 logger = logging.getLogger(__name__)
@@ -103,11 +103,13 @@ async def run_frame_check(
     digest = input_digest("frame_check", fields)
     if thread_id is None or ledger is None:
         completion = await voice.provider.complete(build_frame_check_request(voice, request))
-        result = _result(voice, clean_audit(completion.result, request), completion, "new", None)
+        audit = clean_audit(completion.result, request)
         if ledger is None:
-            return result
-        record = await anyio.to_thread.run_sync(ledger.start, _turn(voice, digest, result))
-        return result.model_copy(update={"thread_id": record.thread_id})
+            return _result(voice, audit, completion, "new", None)
+        new_id = new_thread_id()
+        result = _result(voice, audit, completion, "new", new_id)
+        await anyio.to_thread.run_sync(ledger.start, _turn(voice, digest, result), new_id)
+        return result
 
     async with ledger.lock(thread_id):
         record = await anyio.to_thread.run_sync(ledger.get, thread_id)

@@ -172,8 +172,11 @@ class Ledger:
 
     # Blocking methods below; async code calls them via anyio.to_thread.run_sync.
 
-    def start(self, turn: Turn) -> ThreadRecord:
-        """Create a thread holding its first turn, in one transaction."""
+    def start(self, turn: Turn, thread_id: str | None = None) -> ThreadRecord:
+        """Create a thread holding its first turn, in one transaction.
+
+        The caller may pick the id first, so the stored result can carry it.
+        """
         with self._cache.transact():
             if self.count() >= self.max_threads:
                 raise LedgerLimitError(
@@ -182,7 +185,7 @@ class Ledger:
                     "--keep N` or raise the limit."
                 )
             record = ThreadRecord(
-                thread_id=new_thread_id(),
+                thread_id=thread_id or new_thread_id(),
                 created_at=turn.time,
                 updated_at=turn.time,
                 turns=[turn.model_copy(update={"index": 0})],
@@ -258,7 +261,7 @@ class Ledger:
         except ValidationError as error:
             raise StoreError(
                 f"Thread {thread_id!r} in {self.path} is unreadable ({error.error_count()} "
-                "problems). Export what remains with `takt-mcp threads export` and delete it."
+                f"problems). Remove it with `takt-mcp threads delete {thread_id}`."
             ) from None
 
 

@@ -44,7 +44,7 @@ from takt_mcp.schemas import (
     SecondOpinionRequest,
     SecondOpinionResult,
 )
-from takt_mcp.store import Ledger, ThreadRecord, Turn, now
+from takt_mcp.store import Ledger, ThreadRecord, Turn, new_thread_id, now
 
 logger = logging.getLogger(__name__)
 
@@ -219,9 +219,11 @@ async def second_opinion_on_thread(
         result = await run_second_opinion(voice, request)
         if ledger is None:
             return result
+        new_id = new_thread_id()
+        result = result.model_copy(update={"thread_id": new_id})
         turn = _turn("second_opinion", digest, request.question, result, voice)
-        record = await anyio.to_thread.run_sync(ledger.start, turn)
-        return result.model_copy(update={"thread_id": record.thread_id})
+        await anyio.to_thread.run_sync(ledger.start, turn, new_id)
+        return result
 
     assert ledger is not None, "callers pass a ledger with a thread id"
     async with ledger.lock(thread_id):
@@ -272,9 +274,11 @@ async def mediation_on_thread(
         result = await run_mediation(voice, request)
         if ledger is None:
             return result
+        new_id = new_thread_id()
+        result = result.model_copy(update={"thread_id": new_id})
         turn = _mediation_turn(digest, request, result, voice)
-        record = await anyio.to_thread.run_sync(ledger.start, turn)
-        return result.model_copy(update={"thread_id": record.thread_id})
+        await anyio.to_thread.run_sync(ledger.start, turn, new_id)
+        return result
 
     assert ledger is not None, "callers pass a ledger with a thread id"
     async with ledger.lock(thread_id):
