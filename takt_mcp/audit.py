@@ -113,6 +113,7 @@ async def run_frame_check(
 
     async with ledger.lock(thread_id):
         record = await anyio.to_thread.run_sync(ledger.get, thread_id)
+        ledger.check_room(record)
         provider_request = build_frame_check_request(voice, request, record.turns[-6:])
         completion = await voice.provider.complete(provider_request)
         audit = clean_audit(completion.result, request)

@@ -28,7 +28,7 @@ def thread_line(record: ThreadRecord) -> str:
         question = question[:57] + "..."
     return (
         f"{record.thread_id}  {record.updated_at:%Y-%m-%d %H:%M}  "
-        f"{len(record.turns)} turns  {summary}  | {question}"
+        f"{len(record.turns)} turn{'' if len(record.turns) == 1 else 's'}  {summary}  | {question}"
     )
 
 

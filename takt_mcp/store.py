@@ -122,7 +122,12 @@ def _private_umask() -> Iterator[None]:
 
 
 def _make_private_dir(path: Path) -> None:
+    # Folders created here for the store (TAKT_DATA_DIR among them) are
+    # owner-only; existing parents such as the home folder are left alone.
+    missing = [parent for parent in (path, *path.parents) if not parent.exists()]
     path.mkdir(parents=True, exist_ok=True, mode=_PRIVATE_DIR)
+    for folder in missing:
+        folder.chmod(_PRIVATE_DIR)
     path.chmod(_PRIVATE_DIR)
     for parent in (path, *[p for p in path.iterdir() if p.is_dir()]):
         parent.chmod(_PRIVATE_DIR)
@@ -190,8 +195,21 @@ class Ledger:
                 updated_at=turn.time,
                 turns=[turn.model_copy(update={"index": 0})],
             )
-            self._cache.set(_THREAD_KEY_PREFIX + record.thread_id, record.model_dump_json())
+            # add, not set: an existing thread with this id is never replaced.
+            if not self._cache.add(_THREAD_KEY_PREFIX + record.thread_id, record.model_dump_json()):
+                raise LedgerLimitError(
+                    f"Thread {record.thread_id!r} already exists in {self.path}; "
+                    "start the thread without choosing its id."
+                )
         return record
+
+    def check_room(self, record: ThreadRecord) -> None:
+        """Raise LedgerLimitError before any provider request when a thread is full."""
+        if len(record.turns) >= self.max_turns:
+            raise LedgerLimitError(
+                f"Thread {record.thread_id!r} has {self.max_turns:,} turns, the maximum "
+                "(TAKT_MAX_TURNS). Start a new thread or raise the limit."
+            )
 
     def get(self, thread_id: str) -> ThreadRecord:
         raw = self._read(thread_id)

@@ -139,9 +139,9 @@ def build_split_request(
     voice: Voice, record: ThreadRecord, push: dict[str, str]
 ) -> ProviderRequest[PushSplit]:
     """Ask a clerk, in the third person, to separate the push's content from its pressure."""
-    quoter = Quoter([*push.values(), record.state_digest()])
-    name = voice.identity.voice
     considered = [point for turn in record.turns for point in turn.content]
+    quoter = Quoter([*push.values(), *considered, record.state_digest()])
+    name = voice.identity.voice
     last = record.turns[-1]
     lines = [
         "The orchestrator of this consultation is writing.",
@@ -152,7 +152,7 @@ def build_split_request(
     ]
     if considered:
         lines.append("Points already considered on this thread:")
-        lines += [f"- {point}" for point in considered]
+        lines += [quoter.quote("considered", point) for point in considered]
     lines += ["", "The response to separate:"]
     for speaker_kind, text in push.items():
         speaker, kind = speaker_kind.split("|", 1)
@@ -228,6 +228,7 @@ async def second_opinion_on_thread(
     assert ledger is not None, "callers pass a ledger with a thread id"
     async with ledger.lock(thread_id):
         record = await anyio.to_thread.run_sync(ledger.get, thread_id)
+        ledger.check_room(record)
         push = {
             f"{HOST}|question": request.question,
             **({f"{HOST}|context": request.context} if request.context else {}),
@@ -283,6 +284,7 @@ async def mediation_on_thread(
     assert ledger is not None, "callers pass a ledger with a thread id"
     async with ledger.lock(thread_id):
         record = await anyio.to_thread.run_sync(ledger.get, thread_id)
+        ledger.check_room(record)
         push: dict[str, str] = {}
         for participant in request.participants:
             text = "\n".join([participant.position, *participant.messages])
