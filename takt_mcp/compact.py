@@ -10,6 +10,8 @@ from typing import Any
 
 # Keywords that only help humans reading the schema.
 _ALWAYS_DROPPED = ("title",)
+# Keywords whose values are data, copied as they are.
+_DATA_KEYWORDS = ("default", "enum", "const", "examples")
 
 
 def compact_schema(schema: dict[str, Any], *, keep_descriptions: bool) -> dict[str, Any]:
@@ -31,7 +33,9 @@ def _compact(node: Any, keep_descriptions: bool) -> Any:
             continue
         if key == "default" and value is None:
             continue
-        if key == "properties":
+        if key in _DATA_KEYWORDS:
+            result[key] = value
+        elif key == "properties":
             # Property names are data here, never keywords: keep all of them.
             result[key] = {name: _compact(sub, keep_descriptions) for name, sub in value.items()}
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from takt_mcp.schemas import Usage
 
@@ -14,6 +14,9 @@ TOKENS_PER_MILLION = 1_000_000
 
 class Price(BaseModel):
     """List prices in USD per million tokens."""
+
+    # A misspelt key would otherwise fall back to the input price unnoticed.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)

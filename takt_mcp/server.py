@@ -3,6 +3,7 @@ the orchestrator and shape errors."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult, ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import BeforeValidator, Field, ValidationError
 
 from takt_mcp import __version__
 from takt_mcp.audit import frame_check_fields, run_frame_check
@@ -195,19 +196,22 @@ class ServerState:
 # --- argument types: the Field descriptions are prompts for the calling model ---
 
 Question = Annotated[
-    str,
-    Field(min_length=1, description="The bare question or claim, without your answer."),
+    str, Field(min_length=1, description="The bare question or claim, without your answer.")
 ]
-Proposal = Annotated[
-    str | None, Field(description="Your current answer, plan or draft, to be judged.")
-]
-UserPosition = Annotated[
-    str | None,
-    Field(description="What the human insists on, kept apart from your proposal."),
-]
-ContextText = Annotated[
-    str | None, Field(description="Facts, constraints or excerpts the judgement needs.")
-]
+
+
+def _keep_as_text(value: object) -> object:
+    # The SDK decodes a string argument that looks like JSON unless the type is
+    # exactly str, so a pasted '{"status": 500}' would arrive as a dict.
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return value
+
+
+OptionalText = Annotated[str | None, BeforeValidator(_keep_as_text)]
+Proposal = Annotated[OptionalText, Field(description="Your answer, plan or draft, to be judged.")]
+UserPosition = Annotated[OptionalText, Field(description="What the user insists on.")]
+ContextText = Annotated[OptionalText, Field(description="Facts, constraints, excerpts.")]
 IdentityName = Annotated[str | None, Field(description="Identity block to use; default 'takt'.")]
 Participants = Annotated[
     list[Participant],
@@ -219,7 +223,7 @@ Participants = Annotated[
 ]
 ThreadId = Annotated[
     str | None,
-    Field(description="thread_id of an earlier result, to continue that thread."),
+    Field(description="An earlier result's thread_id, to continue it."),
 ]
 Conversation = Annotated[
     list[ConversationTurn] | None,
@@ -228,10 +232,8 @@ Conversation = Annotated[
         description="Turns, oldest first: speaker 'user', 'assistant' or a name.",
     ),
 ]
-Draft = Annotated[str | None, Field(description="The reply you are about to send.")]
-DisputeQuestion = Annotated[
-    str | None, Field(description="The question in dispute, if there is one.")
-]
+Draft = Annotated[OptionalText, Field(description="The reply you are about to send.")]
+DisputeQuestion = Annotated[OptionalText, Field(description="The question in dispute, if any.")]
 
 SECOND_OPINION_DESCRIPTION = (
     "Independent judgement before you commit to an answer or plan. Give the bare question, "
@@ -382,11 +384,12 @@ def _validated(model: type[RequestT], **values: object) -> RequestT:
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise ToolError(f"Invalid arguments: {problems}") from None
+        problems = []
+        for item in error.errors():
+            location = ".".join(str(part) for part in item["loc"])
+            message = str(item["msg"]).removeprefix("Value error, ")
+            problems.append(f"{location}: {message}" if location else message)
+        raise ToolError(f"Invalid arguments: {'; '.join(problems)}") from None
 
 
 async def _run(

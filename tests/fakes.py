@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from takt_mcp.providers.base import Completion, ProviderError, ProviderRequest, ResultT
 from takt_mcp.schemas import (
+    FrameAudit,
     FramedJudgement,
     MediationJudgement,
     OpenJudgement,
@@ -59,6 +60,21 @@ def mediation_judgement(names: list[str]) -> dict[str, Any]:
     }
 
 
+def frame_audit(
+    bottom_line: str = "Check the premise first.", frame_adoption: float = 0.5
+) -> dict[str, Any]:
+    return {
+        "first_check": "Whether the premise the plan rests on is true.",
+        "adopted_premises": [],
+        "capitulations": [],
+        "reference_answer": f"{bottom_line} Nothing in the conversation supports it yet.",
+        "bottom_line": bottom_line,
+        "frame_adoption": frame_adoption,
+        "frame_adoption_rationale": "The assistant elaborated before checking.",
+        "severity": "medium",
+    }
+
+
 def default_reply(request: ProviderRequest[Any]) -> Reply:
     """Return a valid judgement of the requested type."""
     if request.result_type is FramedJudgement:
@@ -68,6 +84,8 @@ def default_reply(request: ProviderRequest[Any]) -> Reply:
     if request.result_type is MediationJudgement:
         # Participant names are listed in the prompt's closing question.
         return mediation_judgement(["A", "B"])
+    if request.result_type is FrameAudit:
+        return frame_audit()
     raise AssertionError(f"no default reply for {request.result_type.__name__}")
 
 
@@ -118,6 +136,7 @@ __all__ = [
     "ParticipantAssessment",
     "default_reply",
     "failing",
+    "frame_audit",
     "framed_judgement",
     "mediation_judgement",
     "open_judgement",

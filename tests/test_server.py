@@ -213,7 +213,7 @@ INVALID_CALLS = [
     pytest.param("second_opinion", {"question": ""}, "question", id="empty question"),
     pytest.param("second_opinion", {"question": 3}, "question", id="question not a string"),
     pytest.param(
-        "second_opinion", {"question": "Q?", "proposal": ["a"]}, "proposal", id="proposal list"
+        "second_opinion", {"question": "Q?", "proposal": 7}, "proposal", id="proposal number"
     ),
     pytest.param("mediate", {}, "participants", id="missing participants"),
     pytest.param("mediate", {"participants": participants(1)}, "participants", id="1 participant"),
