@@ -272,7 +272,7 @@ class FrameAudit(_Judgement):
 class Usage(BaseModel):
     """Token counts summed over every provider request of one call."""
 
-    input_tokens: int = 0
+    input_tokens: int = Field(0, description="Input tokens not read from the prompt cache.")
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0

@@ -7,6 +7,7 @@ import pytest
 
 from takt_mcp.config import Settings, load_settings
 from takt_mcp.identity import IdentityRegistry
+from tests.stub_server import StubServer
 
 
 @pytest.fixture
@@ -38,3 +39,10 @@ def settings() -> Settings:
 @pytest.fixture
 def identities() -> IdentityRegistry:
     return IdentityRegistry.load()
+
+
+@pytest.fixture
+def stub_server() -> Iterator[StubServer]:
+    """A scriptable OpenAI and Anthropic stand-in on 127.0.0.1, stopped after the test."""
+    with StubServer() as server:
+        yield server

@@ -107,9 +107,17 @@ class OpenAIProvider:
             logger.info("using model %r, the first listed by %s", self.model, self.base_url)
 
     async def _send(self, request: ProviderRequest[ResultT]) -> tuple[str, Usage, str]:
-        mode = _FORMAT_BY_BASE_URL.get(self.base_url or "", "json_schema")
+        known = _FORMAT_BY_BASE_URL.get(self.base_url or "")
+        mode = known or "json_schema"
+        # The first json_schema request to a compatible server is a probe: it is
+        # sent once, without SDK retries, so a server that answers it with 500
+        # (llama-cpp-python) costs one round trip, not a retry series.
+        probing = known is None and self.base_url is not None
         try:
-            return await self._send_with_mode(request, mode)
+            reply = await self._send_with_mode(request, mode, retries=0 if probing else None)
+            if probing:
+                _FORMAT_BY_BASE_URL[self.base_url or ""] = "json_schema"
+            return reply
         except ProviderError as error:
             if not self._may_lack_json_schema(error, mode):
                 raise
@@ -130,7 +138,7 @@ class OpenAIProvider:
         )
 
     async def _send_with_mode(
-        self, request: ProviderRequest[ResultT], mode: FormatMode
+        self, request: ProviderRequest[ResultT], mode: FormatMode, retries: int | None = None
     ) -> tuple[str, Usage, str]:
         system = request.system_text()
         schema = strict_json_schema(request.result_type)
@@ -161,7 +169,10 @@ class OpenAIProvider:
             arguments["temperature"] = request.temperature
 
         try:
-            response = await self._client.chat.completions.create(**arguments)
+            client = (
+                self._client if retries is None else self._client.with_options(max_retries=retries)
+            )
+            response = await client.chat.completions.create(**arguments)
         except self._openai.OpenAIError as error:
             raise self._map_error(error) from None
         return self._read_response(response)
@@ -180,10 +191,13 @@ class OpenAIProvider:
         usage = Usage(requests=1)
         if response.usage is not None:
             details = getattr(response.usage, "prompt_tokens_details", None)
+            cached = (getattr(details, "cached_tokens", 0) or 0) if details else 0
+            # OpenAI counts cached tokens inside prompt_tokens; Usage keeps the
+            # uncached input apart, as Anthropic reports it, so prices apply once.
             usage = Usage(
-                input_tokens=response.usage.prompt_tokens or 0,
+                input_tokens=max((response.usage.prompt_tokens or 0) - cached, 0),
                 output_tokens=response.usage.completion_tokens or 0,
-                cache_read_tokens=(getattr(details, "cached_tokens", 0) or 0) if details else 0,
+                cache_read_tokens=cached,
                 requests=1,
             )
         return choice.message.content or "", usage, response.model or self.model
