@@ -150,9 +150,8 @@ class OpenJudgement(_Judgement):
     )
     reasons: list[str] = Field(description="The reasons for the position, strongest first.")
     position: str = Field(description="The committed answer, in two to five sentences.")
-    bottom_line: str = Field(
-        description="The answer in at most eight words, e.g. 'Drive.' or 'No, it is Canberra.'"
-    )
+    # No example answer here: small models copy examples from the schema.
+    bottom_line: str = Field(description="The committed answer in at most eight words.")
     confidence: float = Field(ge=0, le=1, description="Confidence in the position, 0 to 1.")
     alternatives: list[str] = Field(
         description="Better options or readings not offered in the question."
