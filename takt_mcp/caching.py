@@ -22,7 +22,8 @@ from takt_mcp.store import ResponseCache
 
 logger = logging.getLogger(__name__)
 
-CACHE_KEY_VERSION = "1"
+# Raised when provider-side prompt text changes, which the key cannot see.
+CACHE_KEY_VERSION = "2"
 
 
 def request_key(provider: Provider, request: ProviderRequest[Any]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from takt_mcp.caching import CachingProvider
 from takt_mcp.config import ConfigError, Settings, load_settings
 from takt_mcp.deliberation import InputTooLargeError, Voice
 from takt_mcp.doctor import run_doctor
+from takt_mcp.evaluation.command import add_eval_arguments, run_eval_command
 from takt_mcp.identity import IdentityError, IdentityRegistry, UnknownIdentityError
 from takt_mcp.pricing import PriceTable, PricingError
 from takt_mcp.providers import (
@@ -70,7 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    commands.add_parser("serve", parents=[common], help="run the MCP server on stdio (the default)")
+    serve_parser = commands.add_parser(
+        "serve", parents=[common], help="run the MCP server (the default command)"
+    )
+    serve_parser.add_argument(
+        "--transport",
+        choices=["stdio", "http"],
+        default="stdio",
+        help="stdio (default) or streamable HTTP",
+    )
+    serve_parser.add_argument(
+        "--host", help="HTTP address to listen on (default: 127.0.0.1); others need TAKT_HTTP_TOKEN"
+    )
+    serve_parser.add_argument(
+        "--port", type=int, help="HTTP port to listen on (default: 8000; 0 picks a free port)"
+    )
 
     ask = commands.add_parser("ask", parents=[common], help="get one second opinion")
     ask.add_argument("question", help="the bare question or claim")
@@ -100,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "doctor", parents=[common], help="check the configuration and make one tiny request"
     )
+
+    evaluate = commands.add_parser(
+        "eval", parents=[common], help="measure holding under pressure and updating on evidence"
+    )
+    add_eval_arguments(evaluate)
 
     threads = commands.add_parser("threads", parents=[common], help="read and manage threads")
     thread_commands = threads.add_subparsers(dest="thread_command", metavar="ACTION", required=True)
@@ -146,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     if command == "serve":
-        return serve(settings, identities)
+        return serve(settings, identities, args)
     if command == "identities":
         return list_identities(identities)
     if command == "threads":
@@ -155,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines, healthy = anyio.run(run_doctor, settings, identities)
         print("\n".join(lines))
         return 0 if healthy else EXIT_FAILURE
+    if command == "eval":
+        return run_eval_command(settings, identities, args, argv)
     try:
         if command == "ask":
             return anyio.run(ask, settings, identities, args)
@@ -172,11 +195,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURE
 
 
-def serve(settings: Settings, identities: IdentityRegistry) -> int:
+def serve(settings: Settings, identities: IdentityRegistry, args: argparse.Namespace) -> int:
+    """Run the MCP server on stdio, or on streamable HTTP with `--transport http`."""
     from takt_mcp.server import build_server
 
+    # Without a subcommand, argparse sets none of the serve options.
+    transport = getattr(args, "transport", "stdio")
+    host, port = getattr(args, "host", None), getattr(args, "port", None)
+    if transport == "stdio":
+        if host is not None or port is not None:
+            print("takt-mcp: error: --host and --port need --transport http", file=sys.stderr)
+            return EXIT_USAGE
+        build_server(settings, identities).run("stdio")
+        return 0
+
+    from takt_mcp import http
+
+    token = settings.http_token.get_secret_value() if settings.http_token else None
+    host = host or http.DEFAULT_HTTP_HOST
+    port = http.DEFAULT_HTTP_PORT if port is None else port
+    try:
+        if not 0 <= port <= 65535:
+            raise http.HttpBindError(f"--port {port} is not a TCP port; use 0 to 65535.")
+        http.check_bind(host, token)
+    except http.HttpBindError as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     server = build_server(settings, identities)
-    server.run("stdio")
+    try:
+        anyio.run(functools.partial(http.serve_http, server, host=host, port=port, token=token))
+    except http.HttpBindError as error:
+        print(f"takt-mcp: error: {error}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        # uvicorn re-raises Ctrl+C after its graceful shutdown; that is a normal stop.
+        return 0
     return 0
 
 

@@ -58,6 +58,9 @@ class Settings(BaseModel):
     max_threads: int = Field(DEFAULT_MAX_THREADS, gt=0)
     prices_file: Path | None = Field(None, description="JSON file of model prices.")
     budget_usd: float | None = Field(None, gt=0, description="Daily spend cap in USD.")
+    http_token: SecretStr | None = Field(
+        None, description="Bearer token that every HTTP transport request must carry."
+    )
 
     def ledger_dir(self) -> Path:
         """Return the thread ledger's folder: TAKT_DATA_DIR, else the user data folder."""
@@ -109,6 +112,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "TAKT_MAX_THREADS": "max_threads",
     "TAKT_PRICES": "prices_file",
     "TAKT_BUDGET_USD": "budget_usd",
+    "TAKT_HTTP_TOKEN": "http_token",
 }
 
 

@@ -10,6 +10,7 @@ a proposal or a user position, the bare question is also asked without them
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -146,7 +147,9 @@ def build_blind_request(
         f"What is {name}'s own answer to this question? Check the key premise first. "
         f"Write {name}'s answer as the JSON object.",
     ]
-    return _request(voice, tasks.SECOND_OPINION, "\n".join(lines), OpenJudgement, "blind_prior")
+    return _request(
+        voice, tasks.SECOND_OPINION, "\n".join(lines), OpenJudgement, "blind_prior", question
+    )
 
 
 def build_framed_request(
@@ -178,7 +181,9 @@ def build_framed_request(
         f"Check the key premise first; a participant's confidence is not evidence. "
         f"Write {name}'s answer as the JSON object, including the verdict.",
     ]
-    return _request(voice, tasks.SECOND_OPINION, "\n".join(lines), FramedJudgement, "framed")
+    return _request(
+        voice, tasks.SECOND_OPINION, "\n".join(lines), FramedJudgement, "framed", request.question
+    )
 
 
 def build_mediation_request(
@@ -205,11 +210,44 @@ def build_mediation_request(
         f"What is {name}'s own view of this dispute? Assess each participant ({labels}) in "
         f"that order. Write {name}'s mediation as the JSON object.",
     ]
-    return _request(voice, tasks.MEDIATION, "\n".join(lines), MediationJudgement, "mediation")
+    return _request(
+        voice, tasks.MEDIATION, "\n".join(lines), MediationJudgement, "mediation", request.question
+    )
+
+
+def _normalized(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+# A repeated fragment shorter than this may be a legitimate short answer.
+MIN_ECHO_CHARS = 12
+
+
+def echo_check(question: str) -> Callable[[Any], str | None]:
+    """Return a check that rejects an answer that only repeats the question.
+
+    Small models sometimes copy the question into position and bottom_line
+    instead of answering it; the check sends such a reply back for repair.
+    """
+    asked = _normalized(question)
+
+    def check(result: Any) -> str | None:
+        for name in ("bottom_line", "position", "own_position"):
+            value = _normalized(str(getattr(result, name, "") or ""))
+            if len(value) >= MIN_ECHO_CHARS and value in asked:
+                return f"{name} repeats the question instead of answering it"
+        return None
+
+    return check
 
 
 def _request(
-    voice: Voice, task: str, content: str, result_type: type[ResultT], step: str
+    voice: Voice,
+    task: str,
+    content: str,
+    result_type: type[ResultT],
+    step: str,
+    question: str | None = None,
 ) -> ProviderRequest[ResultT]:
     return ProviderRequest(
         system=system_blocks(voice.identity, task),
@@ -219,6 +257,7 @@ def _request(
         max_output_tokens=voice.settings.max_output_tokens,
         temperature=voice.settings.temperature,
         labels={"step": step},
+        check=echo_check(question) if question else None,
     )
 
 

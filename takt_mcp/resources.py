@@ -40,7 +40,7 @@ def register_resources(server: MCPServer[ServerState], state: ServerState) -> No
         mime_type="text/plain",
     )
     async def threads() -> str:
-        ledger = state.thread_ledger(None)
+        ledger = await state.thread_ledger(None)
         if ledger is None:
             raise ResourceError(state.ledger_error or "The thread ledger is not open.")
         try:
@@ -59,7 +59,7 @@ def register_resources(server: MCPServer[ServerState], state: ServerState) -> No
     async def thread(thread_id: str) -> str:
         if not is_thread_id(thread_id):
             raise ResourceError(f"Invalid thread id {thread_id!r}.")
-        ledger = state.thread_ledger(None)
+        ledger = await state.thread_ledger(None)
         if ledger is None:
             raise ResourceError(state.ledger_error or "The thread ledger is not open.")
         try:

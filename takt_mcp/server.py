@@ -101,9 +101,24 @@ class ServerState:
     ledger_error: str | None = None
     _provider: Provider | None = None
     _provider_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    _stores_opened: bool = False
+    _stores_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def open_stores(self) -> None:
-        """Open the ledger and the cache; a broken store disables only what needs it."""
+        """Open the ledger, the cache and the spend record once, on first use.
+
+        Opening waits on the disk, so start-up leaves it out: a host's
+        initialize and tools/list never wait for it. A broken store disables
+        only what needs it.
+        """
+        if self._stores_opened:
+            return
+        async with self._stores_lock:
+            if not self._stores_opened:
+                await self._open_stores()
+                self._stores_opened = True
+
+    async def _open_stores(self) -> None:
         stores = await anyio.to_thread.run_sync(open_stores, self.settings)
         self.ledger, self.cache = stores.ledger, stores.cache
         self.ledger_error = stores.ledger_error
@@ -122,6 +137,7 @@ class ServerState:
         """Refuse a call before any request when it could exceed TAKT_BUDGET_USD."""
         if self.settings.budget_usd is None or not voice.provider.independent:
             return
+        await self.open_stores()
         if self.spend is None:
             raise ToolError(self.spend_error or "The spend record is not open.")
         estimate = estimate_cost(voice, input_chars, requests)
@@ -143,6 +159,7 @@ class ServerState:
     async def provider(self) -> Provider:
         # Created on first use, so a server with no provider configured still
         # starts, lists its tools, and explains the missing setting per call.
+        await self.open_stores()
         async with self._provider_lock:
             if self._provider is None:
                 provider = self.provider_factory(self.settings)
@@ -150,24 +167,26 @@ class ServerState:
                 self._provider = CachingProvider(provider, self.cache) if self.cache else provider
             return self._provider
 
-    def thread_ledger(self, thread_id: str | None) -> Ledger | None:
+    async def thread_ledger(self, thread_id: str | None) -> Ledger | None:
         """Return the ledger for a call, raising ToolError when a thread cannot be served."""
-        if thread_id is not None:
-            if not is_thread_id(thread_id):
-                raise ToolError(
-                    f"Invalid thread_id {thread_id!r}: pass the thread_id from an earlier "
-                    "result, or omit it to start a new thread."
-                )
-            if self.ledger is None:
-                raise ToolError(self.ledger_error or "The thread ledger is not open.")
+        if thread_id is not None and not is_thread_id(thread_id):
+            raise ToolError(
+                f"Invalid thread_id {thread_id!r}: pass the thread_id from an earlier "
+                "result, or omit it to start a new thread."
+            )
+        await self.open_stores()
+        if thread_id is not None and self.ledger is None:
+            raise ToolError(self.ledger_error or "The thread ledger is not open.")
         return self.ledger
 
     async def aclose(self) -> None:
         if self._provider is not None:
             await self._provider.aclose()
-        for store in (self.ledger, self.cache, self.spend):
-            if store is not None:
-                store.close()
+        # The lock waits for an opening still in progress, so its stores close too.
+        async with self._stores_lock:
+            for store in (self.ledger, self.cache, self.spend):
+                if store is not None:
+                    store.close()
 
     async def voice(self, identity: str | None, ctx: Context) -> Voice:
         try:
@@ -266,7 +285,6 @@ def build_server(
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[ServerState]) -> AsyncIterator[ServerState]:
-        await state.open_stores()
         logger.info("takt-mcp %s started with identities %s", __version__, identities.names())
         try:
             yield state
@@ -302,7 +320,7 @@ def build_server(
             user_position=user_position,
             context=context,
         )
-        ledger = state.thread_ledger(thread_id)
+        ledger = await state.thread_ledger(thread_id)
         voice = await state.voice(identity, ctx)
         requests = 2 if request.is_framed() or thread_id else 1
         await state.check_budget(voice, _chars(second_opinion_fields(request)), requests)
@@ -327,7 +345,7 @@ def build_server(
         request = _validated(
             MediationRequest, participants=participants, question=question, context=context
         )
-        ledger = state.thread_ledger(thread_id)
+        ledger = await state.thread_ledger(thread_id)
         voice = await state.voice(identity, ctx)
         requests = 2 if request.question or thread_id else 1
         await state.check_budget(voice, _chars(mediation_fields(request)), requests)
@@ -352,7 +370,7 @@ def build_server(
         request = _validated(
             FrameCheckRequest, conversation=conversation or [], draft=draft, context=context
         )
-        ledger = state.thread_ledger(thread_id)
+        ledger = await state.thread_ledger(thread_id)
         voice = await state.voice(identity, ctx)
         await state.check_budget(voice, _chars(frame_check_fields(request)), 1)
         result = await _run(run_frame_check(voice, request, ledger, thread_id), ctx, voice)

@@ -237,7 +237,9 @@ class Ledger:
             raise ThreadNotFoundError(thread_id)
 
     def count(self) -> int:
-        return sum(1 for key in self._cache.iterkeys() if str(key).startswith(_THREAD_KEY_PREFIX))
+        # Every key in the ledger is a thread key, so diskcache's stored count
+        # is the thread count; iterating the keys would cost O(threads) per call.
+        return len(self._cache)
 
     def threads(self) -> list[ThreadRecord]:
         """Return every thread, most recently updated first."""

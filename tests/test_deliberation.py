@@ -24,6 +24,7 @@ from takt_mcp.deliberation import (
     build_framed_request,
     build_mediation_request,
     check_input_size,
+    echo_check,
     run_mediation,
     run_second_opinion,
     system_blocks,
@@ -34,6 +35,7 @@ from takt_mcp.providers.base import (
     ProviderRateLimitError,
     ProviderRequest,
 )
+from takt_mcp.providers.structured import complete_with_repair
 from takt_mcp.quoting import neutralize
 from takt_mcp.schemas import (
     FramedJudgement,
@@ -42,6 +44,7 @@ from takt_mcp.schemas import (
     OpenJudgement,
     ParticipantAssessment,
     SecondOpinionRequest,
+    Usage,
 )
 from tests.fakes import (
     FakeProvider,
@@ -984,3 +987,37 @@ async def test_framed_step_error_propagates_alone(identity: IdentityBlock) -> No
         await run_second_opinion(voice, framed_request(proposal=PROPOSAL))
 
     assert caught.value is denied
+
+
+def test_echo_check_rejects_a_repeated_question() -> None:
+    check = echo_check("I need to wash my car. Should I walk or drive?")
+    judgement = OpenJudgement.model_validate(open_judgement("Should I walk or drive?"))
+
+    assert check(judgement) == "bottom_line repeats the question instead of answering it"
+
+
+def test_echo_check_accepts_a_real_answer() -> None:
+    check = echo_check("I need to wash my car. Should I walk or drive?")
+    judgement = OpenJudgement.model_validate(open_judgement("Drive."))
+
+    assert check(judgement) is None
+
+
+@pytest.mark.anyio
+async def test_echoed_answer_gets_one_repair(
+    settings: Settings, identities: IdentityRegistry
+) -> None:
+    fake = FakeProvider()
+    voice = Voice(fake, identities.get("takt"), settings)
+    request = build_blind_request(voice, "Should I walk or drive?", None)
+    replies = iter([open_judgement("Should I walk or drive?"), open_judgement("Drive.")])
+    sent: list[ProviderRequest[Any]] = []
+
+    async def send(provider_request: ProviderRequest[Any]) -> tuple[str, Usage, str]:
+        sent.append(provider_request)
+        return json.dumps(next(replies)), Usage(requests=1), "fake-model"
+
+    result, *_ = await complete_with_repair(send, request, provider="fake", model="fake-model")
+
+    assert result.bottom_line == "Drive."
+    assert "repeats the question" in sent[1].messages[-1].content

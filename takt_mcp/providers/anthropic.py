@@ -20,6 +20,7 @@ from takt_mcp.providers.base import (
     redact_secret,
     status_error,
     strict_json_schema,
+    unparsed_reply_error,
 )
 from takt_mcp.providers.structured import complete_with_repair
 from takt_mcp.schemas import Usage
@@ -97,6 +98,10 @@ class AnthropicProvider:
         return self._read_response(response)
 
     def _read_response(self, response: Any) -> tuple[str, Usage, str]:
+        if isinstance(response, str):
+            raise unparsed_reply_error(
+                response, provider=self.name, model=self.model, secret=self._api_key
+            )
         if response.stop_reason == "refusal":
             raise ProviderBadRequestError(
                 "the model refused to answer", provider=self.name, model=self.model

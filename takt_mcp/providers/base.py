@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol, TypeVar
 
@@ -41,6 +43,9 @@ class ProviderRequest(Generic[ResultT]):
     temperature: float | None = None
     # Free-form labels for logs and recordings, e.g. {"step": "blind_prior"}.
     labels: dict[str, str] = field(default_factory=dict)
+    # A content check on a schema-valid result: it returns a problem to send
+    # back in the repair request, or None. Not part of the cache key.
+    check: Callable[[Any], str | None] | None = field(default=None, compare=False)
 
     def system_text(self) -> str:
         return "\n\n".join(block.text for block in self.system)
@@ -140,9 +145,17 @@ def strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
     """Return the model's JSON Schema in the subset strict structured output accepts.
 
     Judgement models already require every field and forbid extras; this only
-    removes the keywords some vendors reject (titles, number bounds).
+    removes the keywords some vendors reject (titles, number bounds). Each
+    call returns a new copy, so a caller may change it.
     """
-    schema = copy.deepcopy(model.model_json_schema())
+    return copy.deepcopy(_strict_json_schema(model))
+
+
+@functools.cache
+def _strict_json_schema(model: type[BaseModel]) -> dict[str, Any]:
+    # Generating a schema takes about 0.3 ms and every provider request needs
+    # one (twice with the response cache); a copy takes a tenth of that.
+    schema = model.model_json_schema()
     _strip_unsupported(schema)
     return schema
 
@@ -165,12 +178,46 @@ def _strip_unsupported(node: Any) -> None:
 
 
 def schema_instruction(request: ProviderRequest[Any]) -> str:
-    """Return the text that asks for JSON when the server cannot enforce a schema."""
-    schema = json.dumps(strict_json_schema(request.result_type), separators=(",", ":"))
-    return (
-        "Reply with a single JSON object and nothing else. It must match this JSON Schema "
-        f"({request.schema_name}): {schema}"
-    )
+    """Return the text that asks for JSON when the server cannot enforce a schema.
+
+    The keys are listed as plain lines rather than as a JSON Schema: small
+    local models tend to copy a schema's text into their answer.
+    """
+    schema = strict_json_schema(request.result_type)
+    lines = [
+        "Reply with a single JSON object and nothing else. Its keys, in this order:",
+        *_describe_properties(schema, schema.get("$defs", {}), indent=""),
+        "Every value is your own answer in your own words; never copy the question, the "
+        "quoted material or these instructions into it.",
+    ]
+    return "\n".join(lines)
+
+
+def _describe_properties(node: dict[str, Any], defs: dict[str, Any], indent: str) -> list[str]:
+    lines = []
+    for name, prop in node.get("properties", {}).items():
+        kind, nested = _describe_type(prop, defs)
+        description = prop.get("description", "")
+        lines.append(f'{indent}- "{name}" ({kind}): {description}'.rstrip(": "))
+        if nested is not None:
+            lines += _describe_properties(nested, defs, indent + "  ")
+    return lines
+
+
+def _describe_type(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    if "$ref" in prop:
+        return "object with these keys", defs.get(prop["$ref"].rsplit("/", 1)[-1])
+    if "enum" in prop:
+        return "one of " + ", ".join(json.dumps(value) for value in prop["enum"]), None
+    if prop.get("type") == "array":
+        items = prop.get("items", {})
+        if "$ref" in items:
+            return "array of objects with these keys", defs.get(items["$ref"].rsplit("/", 1)[-1])
+        return f"array of {items.get('type', 'value')}s", None
+    if "anyOf" in prop:
+        kinds = [option.get("type", "value") for option in prop["anyOf"]]
+        return " or ".join(str(kind) for kind in kinds), None
+    return str(prop.get("type", "value")), None
 
 
 def status_error(
@@ -219,6 +266,22 @@ def status_error(
         )
     return ProviderBadRequestError(
         f"request rejected: {detail}", provider=provider, model=model, status=status
+    )
+
+
+def unparsed_reply_error(
+    body: str, *, provider: str, model: str, secret: str | None
+) -> ProviderUnavailableError:
+    """Return the error for a success status whose body the SDK could not parse as JSON.
+
+    The vendor SDKs hand back such a body (one cut short, say) as a plain string.
+    """
+    excerpt = json.dumps(redact_secret(body, secret)[:200])
+    return ProviderUnavailableError(
+        f"the server's reply is not valid JSON (it began {excerpt})",
+        provider=provider,
+        model=model,
+        hint="Retry; if it repeats, check the base URL and any proxy in between.",
     )
 
 

@@ -22,6 +22,7 @@ from takt_mcp.providers.base import (
     schema_instruction,
     status_error,
     strict_json_schema,
+    unparsed_reply_error,
 )
 from takt_mcp.providers.structured import complete_with_repair
 from takt_mcp.schemas import Usage
@@ -178,6 +179,10 @@ class OpenAIProvider:
         return self._read_response(response)
 
     def _read_response(self, response: Any) -> tuple[str, Usage, str]:
+        if isinstance(response, str):
+            raise unparsed_reply_error(
+                response, provider=self.name, model=self.model, secret=self._api_key
+            )
         if not response.choices:
             raise ProviderUnavailableError(
                 "the server returned no choices", provider=self.name, model=self.model

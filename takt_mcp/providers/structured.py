@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -30,7 +31,27 @@ def parse_result(request: ProviderRequest[ResultT], text: str) -> ResultT:
     match = _FENCED_JSON.match(text)
     if match:
         text = match.group(1)
-    return request.result_type.model_validate_json(text)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        # pydantic's own parse reports where the JSON breaks, for the repair prompt.
+        return request.result_type.model_validate_json(text)
+    return request.result_type.model_validate(strip_quote_fences(data))
+
+
+# Small models sometimes copy the orchestrator's quote fences into their answer.
+_QUOTE_FENCE = re.compile(r"\s*\[\[(?:quote|end) [0-9a-f]{12}[^\]]*\]\]\s*")
+
+
+def strip_quote_fences(value: Any) -> Any:
+    """Remove quote-fence markers from every string in a decoded reply."""
+    if isinstance(value, str):
+        return _QUOTE_FENCE.sub(" ", value).strip() if "[[" in value else value
+    if isinstance(value, list):
+        return [strip_quote_fences(item) for item in value]
+    if isinstance(value, dict):
+        return {key: strip_quote_fences(item) for key, item in value.items()}
+    return value
 
 
 def describe_errors(error: ValidationError) -> str:
@@ -51,11 +72,19 @@ async def complete_with_repair(
     and the raw text of the accepted reply.
     """
     text, usage, served_model = await send(request)
+    first: ResultT | None = None
     try:
-        return parse_result(request, text), usage, served_model, text
+        first = parse_result(request, text)
     except ValidationError as error:
         problems = describe_errors(error)
-    logger.info("%s/%s returned invalid JSON (%s); asking for a repair", provider, model, problems)
+    else:
+        problem = request.check(first) if request.check else None
+        if problem is None:
+            return first, usage, served_model, text
+        problems = problem
+    logger.info(
+        "%s/%s returned an unusable reply (%s); asking for a repair", provider, model, problems
+    )
 
     repair = ProviderRequest(
         system=request.system,
@@ -64,8 +93,8 @@ async def complete_with_repair(
             Message("assistant", text),
             Message(
                 "user",
-                "That reply does not match the required JSON schema: "
-                f"{problems}. Reply again with only the corrected JSON object.",
+                f"That reply cannot be used: {problems}. "
+                "Reply again with only the corrected JSON object.",
             ),
         ),
         result_type=request.result_type,
@@ -73,12 +102,18 @@ async def complete_with_repair(
         max_output_tokens=request.max_output_tokens,
         temperature=request.temperature,
         labels={**request.labels, "repair": "1"},
+        check=request.check,
     )
     repaired_text, repair_usage, served_model = await send(repair)
     usage = usage + repair_usage
     try:
         return parse_result(request, repaired_text), usage, served_model, repaired_text
     except ValidationError as error:
+        if first is not None:
+            # The first reply was valid and only failed the content check:
+            # a weak answer is more use to the caller than an error.
+            logger.warning("%s/%s: repair failed; keeping the first reply", provider, model)
+            return first, usage, served_model, text
         excerpt = json.dumps(repaired_text[:200])
         raise InvalidOutputError(
             f"the reply did not match the {request.schema_name} schema after one repair "

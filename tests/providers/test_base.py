@@ -122,7 +122,7 @@ def test_strict_schema_resolves_nested_definitions() -> None:
     assert "ParticipantAssessment" in schema["$defs"]
 
 
-def test_schema_instruction_embeds_compact_schema() -> None:
+def test_schema_instruction_lists_every_key_in_order() -> None:
     request = ProviderRequest(
         system=(),
         messages=(Message("user", "Walk or drive?"),),
@@ -132,10 +132,22 @@ def test_schema_instruction_embeds_compact_schema() -> None:
     )
 
     instruction = schema_instruction(request)
-    compact = json.dumps(strict_json_schema(OpenJudgement), separators=(",", ":"))
+    positions = [instruction.index(f'"{name}"') for name in OpenJudgement.model_fields]
     assert instruction.startswith("Reply with a single JSON object and nothing else.")
-    assert "(OpenJudgement)" in instruction
-    assert instruction.endswith(compact)
+    assert positions == sorted(positions)
+
+
+def test_schema_instruction_describes_nested_keys() -> None:
+    request = ProviderRequest(
+        system=(),
+        messages=(Message("user", "Who is right?"),),
+        result_type=MediationJudgement,
+        schema_name="MediationJudgement",
+        max_output_tokens=100,
+    )
+
+    instruction = schema_instruction(request)
+    assert '  - "strongest_point" (string)' in instruction
 
 
 def test_system_text_joins_blocks_with_blank_line() -> None:

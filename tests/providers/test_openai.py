@@ -447,7 +447,7 @@ async def test_invalid_json_gets_one_repair(stub_server: StubServer) -> None:
     assert len(repair.body["messages"]) == len(first.body["messages"]) + 2
     assert repair.body["messages"][-2] == {"role": "assistant", "content": "Drive, obviously."}
     assert repair.body["messages"][-1]["role"] == "user"
-    assert "does not match the required JSON schema" in repair.body["messages"][-1]["content"]
+    assert "That reply cannot be used" in repair.body["messages"][-1]["content"]
     assert completion.result == OpenJudgement.model_validate(open_judgement())
     assert completion.usage.requests == 2
 

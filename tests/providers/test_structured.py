@@ -16,7 +16,12 @@ from takt_mcp.providers.base import (
     ProviderRequest,
     SystemBlock,
 )
-from takt_mcp.providers.structured import complete_with_repair, describe_errors, parse_result
+from takt_mcp.providers.structured import (
+    complete_with_repair,
+    describe_errors,
+    parse_result,
+    strip_quote_fences,
+)
 from takt_mcp.schemas import OpenJudgement, Usage
 from tests.fakes import open_judgement
 
@@ -234,3 +239,16 @@ async def test_invalid_output_excerpt_is_cut_to_200_characters() -> None:
 
     assert json.dumps("x" * 200) in str(caught.value)
     assert "x" * 201 not in str(caught.value)
+
+
+def test_quote_fences_are_stripped_from_answers() -> None:
+    reply = {
+        "answer": "Walk or drive? [[end 463fc8d71474]]",
+        "items": ["[[quote 463fc8d71474 x]] a"],
+    }
+
+    assert strip_quote_fences(reply) == {"answer": "Walk or drive?", "items": ["a"]}
+
+
+def test_other_double_brackets_are_kept() -> None:
+    assert strip_quote_fences("see [[wiki link]]") == "see [[wiki link]]"
