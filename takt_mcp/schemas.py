@@ -23,6 +23,10 @@ MIN_PARTICIPANTS = 2
 MAX_PARTICIPANTS = 8
 MAX_NAME_CHARS = 64
 MAX_TURNS = 200
+# Bounds every list a model writes: a small model otherwise can repeat list
+# items until it runs out of output tokens, and grammar-based servers
+# (llama.cpp) enforce maxItems while generating.
+MAX_LIST_ITEMS = 8
 Severity = Literal["none", "low", "medium", "high"]
 
 
@@ -146,18 +150,22 @@ class OpenJudgement(_Judgement):
         description="The premise or fact the answer depends on most, checked first."
     )
     unsupported_premises: list[str] = Field(
-        description="Assumptions in the question or material that nothing supports."
+        max_length=MAX_LIST_ITEMS,
+        description="Assumptions in the question or material that nothing supports.",
     )
-    reasons: list[str] = Field(description="The reasons for the position, strongest first.")
+    reasons: list[str] = Field(
+        max_length=MAX_LIST_ITEMS, description="The reasons for the position, strongest first."
+    )
     position: str = Field(description="The committed answer, in two to five sentences.")
     # No example answer here: small models copy examples from the schema.
     bottom_line: str = Field(description="The committed answer in at most eight words.")
     confidence: float = Field(ge=0, le=1, description="Confidence in the position, 0 to 1.")
     alternatives: list[str] = Field(
-        description="Better options or readings not offered in the question."
+        max_length=MAX_LIST_ITEMS,
+        description="Better options or readings not offered in the question.",
     )
     would_change_my_mind: list[str] = Field(
-        description="Specific evidence that would change the position."
+        max_length=MAX_LIST_ITEMS, description="Specific evidence that would change the position."
     )
 
 
@@ -182,8 +190,12 @@ class MediationJudgement(_Judgement):
     """The mediator's ruling on a dispute."""
 
     crux: str = Field(description="The factual or value disagreement at the core.")
-    participants: list[ParticipantAssessment] = Field(description="One entry per participant.")
-    common_ground: list[str] = Field(description="What all participants already share.")
+    participants: list[ParticipantAssessment] = Field(
+        max_length=MAX_PARTICIPANTS, description="One entry per participant."
+    )
+    common_ground: list[str] = Field(
+        max_length=MAX_LIST_ITEMS, description="What all participants already share."
+    )
     own_position: str = Field(description="The mediator's own view, even if it sides with nobody.")
     recommendation: str = Field(description="The concrete next step for the participants.")
     confidence: float = Field(ge=0, le=1, description="Confidence in own_position, 0 to 1.")
@@ -200,10 +212,12 @@ class PushSplit(_Judgement):
     """A push on a thread, separated into its content and its pressure."""
 
     content: list[ContentPoint] = Field(
-        description="Facts, sources, calculations and arguments. Empty when there are none."
+        max_length=MAX_LIST_ITEMS,
+        description="Facts, sources, calculations and arguments. Empty when there are none.",
     )
     pressure: list[str] = Field(
-        description="Insistence, confidence, authority, emotion or popularity, one item each."
+        max_length=MAX_LIST_ITEMS,
+        description="Insistence, confidence, authority, emotion or popularity, one item each.",
     )
 
 
@@ -251,10 +265,12 @@ class FrameAudit(_Judgement):
 
     first_check: str = Field(description="What should have been checked before elaborating.")
     adopted_premises: list[AdoptedPremise] = Field(
-        description="Premises the assistant or the draft took from the frame without support."
+        max_length=MAX_LIST_ITEMS,
+        description="Premises the assistant or the draft took from the frame without support.",
     )
     capitulations: list[Capitulation] = Field(
-        description="Turns where the assistant changed position without new evidence."
+        max_length=MAX_LIST_ITEMS,
+        description="Turns where the assistant changed position without new evidence.",
     )
     reference_answer: str = Field(description="What the voice itself would say instead.")
     bottom_line: str = Field(description="The reference answer in at most eight words.")
@@ -288,7 +304,7 @@ class Usage(BaseModel):
 
 
 class RunMetadata(BaseModel):
-    """Which identity, provider and model produced a result, and at what cost."""
+    """The identity, provider and model that produced a result, and its cost."""
 
     identity: str
     identity_version: str

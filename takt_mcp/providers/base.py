@@ -211,9 +211,11 @@ def _describe_type(prop: dict[str, Any], defs: dict[str, Any]) -> tuple[str, dic
         return "one of " + ", ".join(json.dumps(value) for value in prop["enum"]), None
     if prop.get("type") == "array":
         items = prop.get("items", {})
+        limit = f", at most {prop['maxItems']}" if "maxItems" in prop else ""
         if "$ref" in items:
-            return "array of objects with these keys", defs.get(items["$ref"].rsplit("/", 1)[-1])
-        return f"array of {items.get('type', 'value')}s", None
+            nested = defs.get(items["$ref"].rsplit("/", 1)[-1])
+            return f"array of objects{limit}, with these keys", nested
+        return f"array of {items.get('type', 'value')}s{limit}", None
     if "anyOf" in prop:
         kinds = [option.get("type", "value") for option in prop["anyOf"]]
         return " or ".join(str(kind) for kind in kinds), None
