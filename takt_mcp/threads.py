@@ -243,9 +243,11 @@ async def second_opinion_on_thread(
         )
         ruling: Ruling = ruling_completion.result
         previous = record.turns[-1]
-        changed = ruling.decision == "update" or not bottom_lines_agree(
-            previous.bottom_line, ruling.bottom_line
-        )
+        # The bottom lines decide: on a local 0.5B model the ruling said
+        # "update" while restating the same answer word for word.
+        changed = not bottom_lines_agree(previous.bottom_line, ruling.bottom_line)
+        if ruling.decision == "update" and not changed:
+            logger.info("thread %s: ruling said update but kept its bottom line", thread_id)
         result = SecondOpinionResult(
             verdict=ruling.verdict if request.is_framed() else None,
             stance="updated" if changed else "held",

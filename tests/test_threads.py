@@ -343,6 +343,15 @@ async def test_reworded_bottom_line_still_holds(tmp_path: Path) -> None:
     assert result["stance"] == "held"
 
 
+async def test_update_claim_with_same_bottom_line_holds(tmp_path: Path) -> None:
+    # Seen on a 0.5B model: "update" with the earlier answer restated word for word.
+    result, record = await run_push(tmp_path, PRESSURE_ONLY, ruling("update", "Drive."))
+
+    assert result["stance"] == "held"
+    assert result["capitulation"] is False
+    assert record.turns[1].stance == "held"
+
+
 async def test_push_records_the_split(tmp_path: Path) -> None:
     split = {
         "content": [{"point": EVIDENCE, "new": True}, {"point": RESTATED, "new": False}],
