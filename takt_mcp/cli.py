@@ -82,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stdio (default) or streamable HTTP",
     )
     serve_parser.add_argument(
-        "--host", help="HTTP address to listen on (default: 127.0.0.1); others need TAKT_HTTP_TOKEN"
+        "--host",
+        help="HTTP address to listen on (default: 127.0.0.1); "
+        "a non-loopback address needs TAKT_HTTP_TOKEN",
     )
     serve_parser.add_argument(
         "--port", type=int, help="HTTP port to listen on (default: 8000; 0 picks a free port)"
@@ -138,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def configure_logging(verbosity: int) -> None:
     """Send logs to stderr; stdout carries the MCP protocol when serving."""
-    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    level = logging.WARNING
+    if verbosity == 1:
+        level = logging.INFO
+    elif verbosity >= 2:
+        level = logging.DEBUG
     logging.basicConfig(
         level=level,
         stream=sys.stderr,

@@ -129,14 +129,19 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         rejection = self.check(Headers(scope=scope))
-        if rejection is not None:
-            status, reason = rejection
-            self._log_rejection(status, reason, scope)
-            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            response = PlainTextResponse(reason, status_code=status, headers=headers)
-            await response(scope, receive, send)
+        if rejection is None:
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        status, reason = rejection
+        self._log_rejection(status, reason, scope)
+        if scope["type"] == "websocket":
+            # 1008: policy violation. The MCP app serves no WebSocket, but a
+            # rejected handshake must still not reach it.
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+            return
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        response = PlainTextResponse(reason, status_code=status, headers=headers)
+        await response(scope, receive, send)
 
     def check(self, headers: Headers) -> tuple[int, str] | None:
         """Return (status, reason) for a request to reject, or None to let it through."""

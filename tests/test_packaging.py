@@ -210,7 +210,7 @@ def test_only_keys_are_secret() -> None:
     secret = {entry["name"] for entry in entries if entry["isSecret"]}
     expected = {v for v, field in ENVIRONMENT_VARIABLES.items() if is_secret_field(field)}
 
-    assert expected == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY"}
+    assert expected == {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "TAKT_HTTP_TOKEN"}
     assert secret == expected
 
 
