@@ -62,7 +62,7 @@ class InputTooLargeError(ValueError):
 
 @dataclass(frozen=True)
 class Voice:
-    """What one call deliberates with: provider, identity block and settings."""
+    """The provider, identity block, settings and prices that one call deliberates with."""
 
     provider: Provider
     identity: IdentityBlock

@@ -87,7 +87,7 @@ ResultT = TypeVar("ResultT")
 
 @dataclass
 class ServerState:
-    """What the tools share: settings, identity blocks, stores and the provider."""
+    """The state the tools share: settings, identity blocks, stores and the provider."""
 
     settings: Settings
     identities: IdentityRegistry
