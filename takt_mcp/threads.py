@@ -139,7 +139,8 @@ def build_split_request(
     voice: Voice, record: ThreadRecord, push: dict[str, str]
 ) -> ProviderRequest[PushSplit]:
     """Ask a clerk, in the third person, to separate the push's content from its pressure."""
-    considered = [point for turn in record.turns for point in turn.content]
+    # Only the turns the ruling also sees, so the prompt stays bounded.
+    considered = [point for turn in record.turns[-HISTORY_TURNS:] for point in turn.content]
     quoter = Quoter([*push.values(), *considered, record.state_digest()])
     name = voice.identity.voice
     last = record.turns[-1]

@@ -99,7 +99,9 @@ class ProviderError(Exception):
         status_text = f" (HTTP {status})" if status is not None else ""
         text = f"{provider} model {model!r}{status_text}: {message}"
         if hint:
-            text += f" {hint}"
+            # Vendor details often lack a closing full stop; keep the hint apart.
+            separator = " " if text.rstrip().endswith((".", "!", "?")) else ". "
+            text = f"{text.rstrip()}{separator}{hint}"
         super().__init__(text)
 
 

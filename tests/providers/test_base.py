@@ -170,7 +170,7 @@ def test_provider_error_names_provider_model_status_hint() -> None:
         "server error: boom", provider="openai", model="m-1", status=502, hint="Retry later."
     )
 
-    assert str(error) == "openai model 'm-1' (HTTP 502): server error: boom Retry later."
+    assert str(error) == "openai model 'm-1' (HTTP 502): server error: boom. Retry later."
     assert error.detail == "server error: boom"
     assert error.status == 502
 
