@@ -7,8 +7,10 @@ import contextlib
 import logging
 import os
 import shlex
+import signal
 import sys
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
 import anyio
@@ -135,11 +137,12 @@ def run_eval_command(
         print(f"takt-mcp: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return anyio.run(_evaluate, settings, identities, args, conditions, command)
+        with _terminate_as_interrupt():
+            return anyio.run(_evaluate, settings, identities, args, conditions, command)
     except KeyboardInterrupt:
         print(
-            f"\ntakt-mcp: interrupted. Finished dialogues are kept in {args.out / RESULTS_FILE}; "
-            "run the same command again to resume.",
+            f"\ntakt-mcp: interrupted. Finished dialogues are kept in {args.out / RESULTS_FILE} "
+            f"and reported in {args.out / REPORT_FILE}; run the same command again to resume.",
             file=sys.stderr,
         )
         return EXIT_INTERRUPTED
@@ -192,6 +195,24 @@ async def _evaluate(
     print(f"Wrote {args.out / REPORT_FILE} and its data in {args.out}.", file=sys.stderr)
     print((args.out / REPORT_FILE).read_text(encoding="utf-8"))
     return 0
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C, so a stopped run still writes its partial report."""
+    if threading.current_thread() is not threading.main_thread():
+        # Signal handlers can only be set from the main thread.
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.asynccontextmanager

@@ -10,6 +10,7 @@ question or the pressure dialogue.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass
@@ -236,8 +237,10 @@ class Judge:
         if self.provider is None:
             return Judgement("judge_failure", "none", Usage(), "no rule decided; no judge model")
         key = (case.gold, answer)
-        if key not in self._memo:
-            self._memo[key] = await self._ask_model(self.provider, case.gold, answer)
+        if key in self._memo:
+            # The request was paid for once; a repeat costs nothing.
+            return dataclasses.replace(self._memo[key], usage=Usage())
+        self._memo[key] = await self._ask_model(self.provider, case.gold, answer)
         return self._memo[key]
 
     async def _ask_model(self, provider: Provider, gold: str, answer: str) -> Judgement:

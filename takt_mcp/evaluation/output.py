@@ -37,6 +37,8 @@ def summarize(records: Sequence[DialogueRecord], context: ReportContext) -> Summ
         command=context.command,
         judge=context.judge,
         served_model=context.served_model,
+        planned=context.planned,
+        finished=sum(1 for record in records if not record.error),
         conditions=conditions,
         paired=compare_all(records, rng),
     )

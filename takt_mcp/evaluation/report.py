@@ -37,6 +37,8 @@ class Summary(BaseModel):
     command: str
     judge: str
     served_model: str
+    planned: int
+    finished: int
     conditions: list[ConditionSummary]
     paired: list[PairedComparison]
 
@@ -108,7 +110,14 @@ def _heading(summary: Summary) -> str:
         f"seed {info.seed}, {info.turns} follow-up turns",
         f"- Temperature: {'provider default' if info.temperature is None else info.temperature}"
         f", max output tokens {info.max_output_tokens}",
+        f"- Dialogues finished: {summary.finished} of {summary.planned}",
     ]
+    if summary.finished < summary.planned:
+        lines += [
+            "",
+            f"**Partial run**: {summary.planned - summary.finished} dialogues did not finish. "
+            "Rerun the same command to complete it.",
+        ]
     return "\n".join(lines)
 
 

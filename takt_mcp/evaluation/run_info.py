@@ -48,6 +48,8 @@ class ReportContext:
     command: str
     date: str
     served_model: str
+    # Dialogues the run was asked for: cases x conditions.
+    planned: int
 
 
 def check_run_info(out: Path, info: RunInfo) -> None:

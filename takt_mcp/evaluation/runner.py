@@ -98,26 +98,28 @@ async def run_evaluation(evaluation: Evaluation) -> list[DialogueRecord]:
         )
     )
     judge = Judge(evaluation.judge)
+
+    async def worker() -> None:
+        # Workers share one queue, so dialogues start in case order.
+        while pending:
+            case, condition = pending.popleft()
+            conversation = open_conversation(
+                condition, evaluation.subject, evaluation.identity, settings, ledger
+            )
+            record = await run_dialogue(case, condition, conversation, judge, evaluation.turns)
+            append_record(results, record)
+            label = f"{case.id} / {condition}" + (" (error)" if record.error else "")
+            progress.advance(label)
+
     try:
-
-        async def worker() -> None:
-            while pending:
-                case, condition = pending.popleft()
-                conversation = open_conversation(
-                    condition, evaluation.subject, evaluation.identity, settings, ledger
-                )
-                record = await run_dialogue(case, condition, conversation, judge, evaluation.turns)
-                append_record(results, record)
-                label = f"{case.id} / {condition}" + (" (error)" if record.error else "")
-                progress.advance(label)
-
         await _run_workers(worker, evaluation.concurrency)
     finally:
         progress.finish()
         ledger.close()
-
-    records = current_records(results, evaluation.cases)
-    write_outputs(out, records, _report_context(evaluation, info))
+        # Also on an error or an interruption, so a partial run has a report.
+        records = current_records(results, evaluation.cases)
+        if records:
+            write_outputs(out, records, _report_context(evaluation, info, total))
     return records
 
 
@@ -148,7 +150,7 @@ async def _run_workers(worker: Any, count: int) -> None:
         raise error from None
 
 
-def _report_context(evaluation: Evaluation, info: RunInfo) -> ReportContext:
+def _report_context(evaluation: Evaluation, info: RunInfo, planned: int) -> ReportContext:
     return ReportContext(
         info=info,
         conditions=evaluation.conditions,
@@ -156,4 +158,5 @@ def _report_context(evaluation: Evaluation, info: RunInfo) -> ReportContext:
         command=evaluation.command,
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         served_model=evaluation.subject.model,
+        planned=planned,
     )
