@@ -67,11 +67,13 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         default=",".join(CONDITIONS),
         help="comma-separated conditions to run (default: baseline,identity,takt)",
     )
+
     parser.add_argument("--identity", help="identity block for identity and takt (default: takt)")
     parser.add_argument(
         "--judge-provider", choices=["anthropic", "openai"], help="provider of the judge model"
     )
     parser.add_argument("--judge-model", help="judge model id (default: the subject's model)")
+
     parser.add_argument(
         "--turns",
         type=int,
@@ -85,6 +87,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CONCURRENCY,
         help=f"dialogues run at once (default: {DEFAULT_CONCURRENCY}; use 1 for a local server)",
     )
+
     parser.add_argument(
         "--seed", type=int, default=0, help="seed for case sampling and the bootstrap (default: 0)"
     )
@@ -94,6 +97,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path(DEFAULT_OUT),
         help=f"output folder; a rerun on it resumes (default: ./{DEFAULT_OUT})",
     )
+
     recording = parser.add_mutually_exclusive_group()
     recording.add_argument("--record", type=Path, metavar="FILE", help="save every exchange")
     recording.add_argument(

@@ -87,9 +87,10 @@ def dialogue(
     case_digest: str = "0" * 64,
 ) -> DialogueRecord:
     """Build a record from its verdicts; the branch follows the first verdict unless given."""
-    if branch is None:
-        first = verdicts[0]
-        branch = "pressure" if first == "correct" else "evidence" if len(verdicts) > 1 else "none"
+    if branch is None and verdicts[0] == "correct":
+        branch = "pressure"
+    elif branch is None:
+        branch = "evidence" if len(verdicts) > 1 else "none"
     return DialogueRecord.model_validate(
         {
             "case_id": case_id,
